@@ -1,0 +1,603 @@
+//! The public URL Twilio called: where it comes from, and the candidate forms to try.
+//!
+//! Path and query are never decoded or re-encoded (unless the optional extra forms are
+//! asked for); user info never appears; the port is tried as received and with the
+//! default port added or the port removed, as Twilio's SDKs do.
+
+use std::fmt;
+use std::ops::Range;
+
+use http::header::{HeaderName, HOST};
+use http::{HeaderMap, Request};
+
+use crate::error::{ConfigError, SignatureErrorKind};
+
+/// Where the layer takes the scheme, host and port of the public URL from.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum UrlSource {
+    /// A fixed base URL from configuration.
+    Fixed(BaseUrl),
+    /// `Forwarded` (RFC 7239), the entry `hops` from the right.
+    Forwarded { hops: usize, default_https: bool },
+    /// `X-Forwarded-Proto/Host/Port/Prefix`, the entry `hops` from the right.
+    XForwarded { hops: usize, default_https: bool },
+    /// The `Host` header (or the URI's authority) with a configured scheme.
+    Host { https: bool },
+}
+
+impl fmt::Debug for UrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(b) => write!(f, "Fixed({b})"),
+            Self::Forwarded { hops, .. } => write!(f, "Forwarded {{ hops: {hops} }}"),
+            Self::XForwarded { hops, .. } => write!(f, "XForwarded {{ hops: {hops} }}"),
+            Self::Host { https } => {
+                write!(
+                    f,
+                    "Host {{ scheme: {} }}",
+                    if *https { "https" } else { "http" }
+                )
+            }
+        }
+    }
+}
+
+/// A validated base URL: scheme, host, optional port, path prefix without a trailing `/`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct BaseUrl {
+    https: bool,
+    host: String,
+    port: Option<String>,
+    prefix: String,
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.host)?;
+        if let Some(p) = &self.port {
+            write!(f, ":{p}")?;
+        }
+        f.write_str(&self.prefix)
+    }
+}
+
+impl BaseUrl {
+    pub(crate) fn parse(url: &str) -> Result<Self, ConfigError> {
+        let (https, rest) = if let Some(r) = strip_prefix_ignore_case(url, "https://") {
+            (true, r)
+        } else if let Some(r) = strip_prefix_ignore_case(url, "http://") {
+            (false, r)
+        } else {
+            return Err(ConfigError::InvalidBaseUrl(
+                "the scheme must be http:// or https://",
+            ));
+        };
+        if url.contains('#') {
+            return Err(ConfigError::InvalidBaseUrl("a fragment is not allowed"));
+        }
+        if url.contains('?') {
+            return Err(ConfigError::InvalidBaseUrl(
+                "a query is not allowed: the request's own query is appended",
+            ));
+        }
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(ConfigError::InvalidBaseUrl(
+                "user info is not allowed: Twilio drops it before signing",
+            ));
+        }
+        let (host, port) = split_authority(authority)
+            .ok_or(ConfigError::InvalidBaseUrl("the host or port is malformed"))?;
+        if path.bytes().any(|b| !is_path_byte(b)) {
+            return Err(ConfigError::InvalidBaseUrl(
+                "the path has characters a request path cannot carry",
+            ));
+        }
+        Ok(Self {
+            https,
+            host: host.to_ascii_lowercase(),
+            port: port.map(str::to_owned),
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Bytes allowed in a path: visible ASCII except `?` and `#`.
+fn is_path_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'?' && b != b'#'
+}
+
+/// Splits `host[:port]` (IPv6 hosts in brackets). `None` if malformed or if it carries user info.
+pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
+    if a.is_empty() || a.contains('@') {
+        return None;
+    }
+    let (host, port) = if a.starts_with('[') {
+        let end = a.find(']')?;
+        let (host, rest) = a.split_at(end + 1);
+        if rest.is_empty() {
+            (host, None)
+        } else {
+            (host, Some(rest.strip_prefix(':')?))
+        }
+    } else {
+        match a.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (a, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && if host.starts_with('[') {
+            host[1..host.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        } else {
+            host.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b))
+        };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    (host_ok && port_ok).then_some((host, port))
+}
+
+/// The pieces of one public URL, borrowed from configuration and the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UrlParts<'a> {
+    pub(crate) https: bool,
+    /// A WebSocket handshake: the scheme is `wss`/`ws`.
+    pub(crate) websocket: bool,
+    pub(crate) host: &'a str,
+    pub(crate) port: Option<&'a str>,
+    pub(crate) prefix: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+}
+
+/// One URL to try, as a range of the candidates' buffer; `query_params` means the
+/// query's pairs are appended as parameters (WebSocket form).
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    range: Range<usize>,
+    pub(crate) query_params: bool,
+}
+
+/// All URLs to try for one request, built once in one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    buf: String,
+    items: Vec<Candidate>,
+    /// The raw query, when some candidate appends its pairs as parameters.
+    query: Option<Range<usize>>,
+}
+
+impl Candidates {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Candidate)> + '_ {
+        self.items.iter().map(|c| (&self.buf[c.range.clone()], c))
+    }
+
+    /// The query whose pairs WebSocket candidates append as parameters.
+    pub(crate) fn query_params(&self) -> Option<&str> {
+        self.query.clone().map(|r| &self.buf[r])
+    }
+
+    fn push(&mut self, parts: &UrlParts<'_>, port: PortChoice<'_>, slash: bool, query: bool) {
+        let start = self.buf.len();
+        let buf = &mut self.buf;
+        buf.push_str(match (parts.https, parts.websocket) {
+            (true, false) => "https://",
+            (false, false) => "http://",
+            (true, true) => "wss://",
+            (false, true) => "ws://",
+        });
+        buf.push_str(parts.host);
+        match port {
+            PortChoice::None => {}
+            PortChoice::Some(p) => {
+                buf.push(':');
+                buf.push_str(p);
+            }
+        }
+        buf.push_str(parts.prefix);
+        buf.push_str(parts.path);
+        if slash {
+            buf.push('/');
+        }
+        if query {
+            if let Some(q) = parts.query {
+                buf.push('?');
+                buf.push_str(q);
+            }
+        }
+        let range = start..self.buf.len();
+        if self
+            .items
+            .iter()
+            .any(|c| self.buf[c.range.clone()] == self.buf[range.clone()])
+        {
+            self.buf.truncate(start);
+            return;
+        }
+        self.items.push(Candidate {
+            range,
+            query_params: !query && parts.query.is_some(),
+        });
+    }
+
+    /// The URLs to try for a plain request: as received, then with the default port added
+    /// (no port received) or the port removed (a port received).
+    /// For a WebSocket handshake: the URL without its query (its pairs appended as
+    /// parameters), then with the query kept, each also with a trailing `/`, each port form.
+    pub(crate) fn build(parts: &UrlParts<'_>, extra_forms: bool) -> Self {
+        let mut c = Self {
+            buf: String::with_capacity(4 * (parts.len() + 8)),
+            items: Vec::with_capacity(if parts.websocket { 8 } else { 2 }),
+            query: None,
+        };
+        let ports = [
+            parts.port.map_or(PortChoice::None, PortChoice::Some),
+            match parts.port {
+                Some(_) => PortChoice::None,
+                None => PortChoice::Some(if parts.https { "443" } else { "80" }),
+            },
+        ];
+        if parts.websocket {
+            let slash_ok = !parts.path.ends_with('/');
+            for query_kept in [false, true] {
+                if query_kept && parts.query.is_none() {
+                    continue;
+                }
+                for port in ports {
+                    c.push(parts, port, false, query_kept);
+                    if slash_ok {
+                        c.push(parts, port, true, query_kept);
+                    }
+                }
+            }
+            if let Some(q) = parts.query {
+                let start = c.buf.len();
+                c.buf.push_str(q);
+                c.query = Some(start..c.buf.len());
+            }
+        } else {
+            for port in ports {
+                c.push(parts, port, false, true);
+            }
+            if extra_forms {
+                c.push_extra_forms(parts, &ports);
+            }
+        }
+        c
+    }
+
+    /// The forms twilio-node 6 also tries: the WHATWG-serialized URL, and the query
+    /// re-encoded the way Node's legacy `querystring` module does.
+    fn push_extra_forms(&mut self, parts: &UrlParts<'_>, ports: &[PortChoice<'_>; 2]) {
+        let host = parts.host.to_ascii_lowercase();
+        let path = whatwg_encode(&format!("{}{}", parts.prefix, parts.path), false);
+        let query = parts.query.map(|q| whatwg_encode(q, true));
+        let legacy = parts.query.map(legacy_querystring);
+        for q in [query.as_deref(), legacy.as_deref()] {
+            let normalized = UrlParts {
+                host: &host,
+                prefix: "",
+                path: &path,
+                query: q,
+                ..*parts
+            };
+            for port in ports {
+                self.push(&normalized, *port, false, true);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PortChoice<'a> {
+    None,
+    Some(&'a str),
+}
+
+impl UrlParts<'_> {
+    fn len(&self) -> usize {
+        8 + self.host.len()
+            + self.port.map_or(0, |p| p.len() + 1)
+            + self.prefix.len()
+            + self.path.len()
+            + self.query.map_or(0, |q| q.len() + 1)
+    }
+}
+
+/// Percent-encodes the bytes the WHATWG URL serializer escapes in a path or a special query.
+fn whatwg_encode(s: &str, query: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let escape = b <= 0x20
+            || b >= 0x7f
+            || matches!(b, b'"' | b'#' | b'<' | b'>')
+            || (query && b == b'\'')
+            || (!query && matches!(b, b'?' | b'`' | b'{' | b'}'));
+        if escape {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// Node's `querystring.stringify(querystring.parse(q))`: pairs decoded, grouped by key
+/// in order of first appearance, re-encoded with `encodeURIComponent`'s set.
+fn legacy_querystring(q: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        match groups.iter_mut().find(|(gk, _)| *gk == k) {
+            Some((_, vs)) => vs.push(v.into_owned()),
+            None => groups.push((k.into_owned(), vec![v.into_owned()])),
+        }
+    }
+    let mut out = String::with_capacity(q.len());
+    for (k, vs) in &groups {
+        for v in vs {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.extend(percent_encoding::utf8_percent_encode(k, KEEP));
+            out.push('=');
+            out.extend(percent_encoding::utf8_percent_encode(v, KEEP));
+        }
+    }
+    out
+}
+
+/// Splits a full URL string into parts, for the framework-free verifier.
+/// User info and fragments are refused: Twilio never signs them.
+pub(crate) fn parse_full_url(url: &str) -> Result<UrlParts<'_>, SignatureErrorKind> {
+    let err = SignatureErrorKind::NoUrl;
+    let (scheme, rest) = url.split_once("://").ok_or(err)?;
+    let (https, websocket) = match scheme.to_ascii_lowercase().as_str() {
+        "https" => (true, false),
+        "http" => (false, false),
+        "wss" => (true, true),
+        "ws" => (false, true),
+        _ => return Err(err),
+    };
+    if url.contains('#') {
+        return Err(err);
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_query) = rest.split_at(end);
+    let (host, port) = split_authority(authority).ok_or(err)?;
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_query, None),
+    };
+    Ok(UrlParts {
+        https,
+        websocket,
+        host,
+        port,
+        prefix: "",
+        path,
+        query,
+    })
+}
+
+/// Reads the public URL pieces of a request from the configured source.
+/// `path_and_query` is the request target as received (or `OriginalUri`'s).
+pub(crate) fn parts_from_request<'a, B>(
+    source: &'a UrlSource,
+    req: &'a Request<B>,
+    path_and_query: &'a str,
+) -> Result<UrlParts<'a>, SignatureErrorKind> {
+    let err = SignatureErrorKind::NoUrl;
+    if !path_and_query.starts_with('/') {
+        return Err(err);
+    }
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let headers = req.headers();
+    let request_authority = || -> Result<&'a str, SignatureErrorKind> {
+        match req.uri().authority() {
+            Some(a) => Ok(a.as_str()),
+            None => single_header(headers, &HOST).ok_or(err),
+        }
+    };
+    let (https, host, port, prefix) = match source {
+        UrlSource::Fixed(base) => (
+            base.https,
+            base.host.as_str(),
+            base.port.as_deref(),
+            base.prefix.as_str(),
+        ),
+        UrlSource::Host { https } => {
+            let (host, port) = split_authority(request_authority()?).ok_or(err)?;
+            (*https, host, port, "")
+        }
+        UrlSource::Forwarded {
+            hops,
+            default_https,
+        } => {
+            let element = pick_hop(headers, &FORWARDED, *hops)?;
+            let (proto, host) = match element {
+                Some(e) => parse_forwarded_element(e)?,
+                None => (None, None),
+            };
+            let https = proto_is_https(proto, *default_https)?;
+            let authority = match host {
+                Some(h) => h,
+                None => request_authority()?,
+            };
+            let (host, port) = split_authority(authority).ok_or(err)?;
+            (https, host, port, "")
+        }
+        UrlSource::XForwarded {
+            hops,
+            default_https,
+        } => {
+            let https = proto_is_https(
+                pick_hop(headers, &X_FORWARDED_PROTO, *hops)?,
+                *default_https,
+            )?;
+            let authority = match pick_hop(headers, &X_FORWARDED_HOST, *hops)? {
+                Some(h) => h,
+                None => request_authority()?,
+            };
+            let (host, mut port) = split_authority(authority).ok_or(err)?;
+            if let Some(p) = pick_hop(headers, &X_FORWARDED_PORT, *hops)? {
+                if p.is_empty() || p.len() > 5 || p.parse::<u16>().is_err() {
+                    return Err(err);
+                }
+                port = Some(p);
+            }
+            let prefix = match pick_hop(headers, &X_FORWARDED_PREFIX, *hops)? {
+                Some(p) => {
+                    let p = p.trim_end_matches('/');
+                    if !(p.is_empty() || p.starts_with('/')) || !p.bytes().all(is_path_byte) {
+                        return Err(err);
+                    }
+                    p
+                }
+                None => "",
+            };
+            (https, host, port, prefix)
+        }
+    };
+    Ok(UrlParts {
+        https,
+        websocket: false,
+        host,
+        port,
+        prefix,
+        path,
+        query,
+    })
+}
+
+static FORWARDED: HeaderName = http::header::FORWARDED;
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// The value of a header that must appear at most once; `None` if absent, repeated or not text.
+fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    let mut it = headers.get_all(name).iter();
+    let v = it.next()?;
+    if it.next().is_some() {
+        return None;
+    }
+    v.to_str().ok()
+}
+
+/// The comma-separated entry `hops` from the right, over all lines of a header in order.
+/// A list shorter than `hops` was written entirely by trusted proxies: its leftmost entry
+/// is taken. `Ok(None)` if the header is absent; an error if it is not text or the entry
+/// is empty.
+fn pick_hop<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    hops: usize,
+) -> Result<Option<&'a str>, SignatureErrorKind> {
+    let mut lines = headers.get_all(name).iter().peekable();
+    if lines.peek().is_none() {
+        return Ok(None);
+    }
+    let mut entries: Vec<&str> = Vec::new();
+    for line in lines {
+        let line = line.to_str().map_err(|_| SignatureErrorKind::NoUrl)?;
+        entries.extend(split_list(line));
+    }
+    let idx = entries.len().saturating_sub(hops);
+    match entries.get(idx).map(|e| e.trim_matches([' ', '\t'])) {
+        Some(e) if !e.is_empty() => Ok(Some(e)),
+        _ => Err(SignatureErrorKind::NoUrl),
+    }
+}
+
+/// Splits a header list on commas outside quoted strings.
+fn split_list(line: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut quoted = false;
+    let mut escaped = false;
+    let bytes = line.as_bytes();
+    let mut out = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == b',' && !quoted {
+            out.push(&line[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&line[start..]);
+    out.into_iter()
+}
+
+/// `proto` and `host` of one `Forwarded` element (`for=…;proto=https;host=example.com`).
+fn parse_forwarded_element(
+    element: &str,
+) -> Result<(Option<&str>, Option<&str>), SignatureErrorKind> {
+    let err = SignatureErrorKind::NoUrl;
+    let mut proto = None;
+    let mut host = None;
+    for pair in element.split(';') {
+        let pair = pair.trim_matches([' ', '\t']);
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once('=').ok_or(err)?;
+        let value = match value.strip_prefix('"') {
+            Some(v) => {
+                let v = v.strip_suffix('"').ok_or(err)?;
+                if v.contains(['"', '\\']) {
+                    return Err(err);
+                }
+                v
+            }
+            None => value,
+        };
+        let slot = if name.eq_ignore_ascii_case("proto") {
+            &mut proto
+        } else if name.eq_ignore_ascii_case("host") {
+            &mut host
+        } else {
+            continue;
+        };
+        if slot.replace(value).is_some() {
+            return Err(err);
+        }
+    }
+    Ok((proto, host))
+}
+
+fn proto_is_https(proto: Option<&str>, default_https: bool) -> Result<bool, SignatureErrorKind> {
+    match proto {
+        None => Ok(default_https),
+        Some(p) if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("wss") => Ok(true),
+        Some(p) if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("ws") => Ok(false),
+        Some(_) => Err(SignatureErrorKind::NoUrl),
+    }
+}
