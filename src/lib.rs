@@ -68,3 +68,8 @@ pub use crate::keys::{Algorithm, MatchedKey, UnsupportedAlgorithm};
 pub use crate::layer::{TwilioSignature, TwilioSignatureLayer, DEFAULT_BODY_LIMIT};
 pub use crate::signature::{body_sha256, sign, sign_with, url_with_body_sha256, Verifier};
 pub use crate::verified::VerifiedWebhook;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -6,7 +6,7 @@
 //! each appended as key then value with no delimiter. A JSON (or any other) body is covered
 //! instead by `bodySHA256` in the query: the lowercase hex SHA-256 of the body.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -28,7 +28,8 @@ pub(crate) const MAX_PARAMS: usize = 10_000;
 /// The `X-Twilio-Signature` Twilio would send for `url` and form `params`, signed with an
 /// account Auth Token (HMAC-SHA1).
 ///
-/// For tests and tools that play Twilio's part. The order of `params` does not matter.
+/// For tests and tools that play Twilio's part. `params` are `(key, value)` pairs, or
+/// references to them, in any order.
 ///
 /// ```
 /// // The example from Twilio's documentation.
@@ -45,7 +46,8 @@ pub(crate) const MAX_PARAMS: usize = 10_000;
 #[must_use]
 pub fn sign<I, K, V>(auth_token: &str, url: &str, params: I) -> String
 where
-    I: IntoIterator<Item = (K, V)>,
+    I: IntoIterator,
+    I::Item: Borrow<(K, V)>,
     K: AsRef<str>,
     V: AsRef<str>,
 {
@@ -63,15 +65,13 @@ where
 #[must_use]
 pub fn sign_with<I, K, V>(algorithm: Algorithm, secret: &str, url: &str, params: I) -> String
 where
-    I: IntoIterator<Item = (K, V)>,
+    I: IntoIterator,
+    I::Item: Borrow<(K, V)>,
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let owned: Vec<(K, V)> = params.into_iter().collect();
-    let mut pairs: Vec<Pair<'_>> = owned
-        .iter()
-        .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
-        .collect();
+    let owned: Vec<I::Item> = params.into_iter().collect();
+    let mut pairs = borrow_pairs(&owned);
     canonicalize(&mut pairs);
     let mut mac = PreparedMac::new(algorithm, secret.as_bytes()).start();
     mac.update(url.as_bytes());
@@ -114,6 +114,22 @@ pub fn body_sha256(body: &[u8]) -> String {
 pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}bodySHA256={}", body_sha256(body))
+}
+
+/// Borrows caller-supplied pairs (owned tuples or references to them) as canonical pairs.
+fn borrow_pairs<'a, T, K, V>(items: &'a [T]) -> Vec<Pair<'a>>
+where
+    T: Borrow<(K, V)>,
+    K: AsRef<str> + 'a,
+    V: AsRef<str> + 'a,
+{
+    items
+        .iter()
+        .map(|item| {
+            let (k, v) = item.borrow();
+            (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref()))
+        })
+        .collect()
 }
 
 /// Sorts pairs by key then value (byte order) and drops repeated identical pairs.
@@ -371,15 +387,13 @@ impl Verifier {
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError>
     where
-        I: IntoIterator<Item = (K, V)>,
+        I: IntoIterator,
+        I::Item: Borrow<(K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let owned: Vec<(K, V)> = params.into_iter().collect();
-        let mut pairs: Vec<Pair<'_>> = owned
-            .iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
-            .collect();
+        let owned: Vec<I::Item> = params.into_iter().collect();
+        let mut pairs = borrow_pairs(&owned);
         canonicalize(&mut pairs);
         self.verify_parts(url, &pairs, None, signature, settings)
     }

@@ -601,3 +601,328 @@ fn proto_is_https(proto: Option<&str>, default_https: bool) -> Result<bool, Sign
         Some(_) => Err(SignatureErrorKind::NoUrl),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::type_complexity)] // table-driven cases
+mod tests {
+    use super::*;
+
+    fn urls(c: &Candidates) -> Vec<&str> {
+        c.iter().map(|(u, _)| u).collect()
+    }
+
+    fn parts(url: &str) -> UrlParts<'_> {
+        parse_full_url(url).unwrap()
+    }
+
+    #[test]
+    fn port_candidates_as_the_sdks_try_them() {
+        let cases = [
+            (
+                "https://a.com/x?q=1",
+                vec!["https://a.com/x?q=1", "https://a.com:443/x?q=1"],
+            ),
+            (
+                "http://a.com/x",
+                vec!["http://a.com/x", "http://a.com:80/x"],
+            ),
+            (
+                "https://a.com:443/x",
+                vec!["https://a.com:443/x", "https://a.com/x"],
+            ),
+            (
+                "https://a.com:8443/x",
+                vec!["https://a.com:8443/x", "https://a.com/x"],
+            ),
+            (
+                "http://[::1]:8080/x",
+                vec!["http://[::1]:8080/x", "http://[::1]/x"],
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(urls(&Candidates::build(&parts(url), false)), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn websocket_candidates() {
+        let mut p = parts("https://a.com/media?x=1");
+        p.websocket = true;
+        let c = Candidates::build(&p, false);
+        assert_eq!(
+            urls(&c),
+            [
+                "wss://a.com/media",
+                "wss://a.com/media/",
+                "wss://a.com:443/media",
+                "wss://a.com:443/media/",
+                "wss://a.com/media?x=1",
+                "wss://a.com/media/?x=1",
+                "wss://a.com:443/media?x=1",
+                "wss://a.com:443/media/?x=1",
+            ]
+        );
+        let flags: Vec<bool> = c.iter().map(|(_, c)| c.query_params).collect();
+        assert_eq!(flags, [true, true, true, true, false, false, false, false]);
+        assert_eq!(c.query_params(), Some("x=1"));
+
+        let mut p = parts("http://a.com/media/");
+        p.websocket = true;
+        assert_eq!(
+            urls(&Candidates::build(&p, false)),
+            ["ws://a.com/media/", "ws://a.com:80/media/"]
+        );
+    }
+
+    #[test]
+    fn extra_forms_are_opt_in() {
+        let p = parts("https://A.com/p{x}?name=O'Brien&q=a b+c");
+        assert_eq!(Candidates::build(&p, false).iter().count(), 2);
+        let all = Candidates::build(&p, true);
+        let got = urls(&all);
+        assert!(
+            got.contains(&"https://a.com/p%7Bx%7D?name=O%27Brien&q=a%20b+c"),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&"https://a.com/p%7Bx%7D?name=O'Brien&q=a%20b%20c"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn full_url_parsing_refuses_what_twilio_never_signs() {
+        for bad in [
+            "https://user:pw@a.com/x",
+            "https://a.com/x#frag",
+            "ftp://a.com/x",
+            "a.com/x",
+            "https:///x",
+            "https://a.com:99999/x",
+            "https://a.com:/x",
+            "https://a b.com/x",
+        ] {
+            assert!(parse_full_url(bad).is_err(), "{bad}");
+        }
+        let p = parts("https://a.com?x=1");
+        assert_eq!((p.path, p.query), ("", Some("x=1")));
+    }
+
+    #[test]
+    fn base_url_rules() {
+        let ok = [
+            ("https://hooks.example.com", "https://hooks.example.com"),
+            (
+                "https://Hooks.Example.com/twilio/",
+                "https://hooks.example.com/twilio",
+            ),
+            ("HTTP://h.test:8080/a/b", "http://h.test:8080/a/b"),
+        ];
+        for (input, want) in ok {
+            assert_eq!(BaseUrl::parse(input).unwrap().to_string(), want, "{input}");
+        }
+        for bad in [
+            "hooks.example.com",
+            "ftp://h.test",
+            "https://u:p@h.test",
+            "https://h.test/?a=1",
+            "https://h.test/#x",
+            "https://h.test:abc",
+            "https://",
+            "https://h.test/a b",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().uri("/sms?x=1");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn public(source: &UrlSource, headers: &[(&str, &str)]) -> Result<String, SignatureErrorKind> {
+        let req = request(headers);
+        let p = parts_from_request(source, &req, "/sms?x=1")?;
+        Ok(urls(&Candidates::build(&p, false))[0].to_owned())
+    }
+
+    #[test]
+    fn x_forwarded_takes_the_trusted_hop() {
+        let one = UrlSource::XForwarded {
+            hops: 1,
+            default_https: true,
+        };
+        let two = UrlSource::XForwarded {
+            hops: 2,
+            default_https: true,
+        };
+        let cases: Vec<(
+            &UrlSource,
+            Vec<(&str, &str)>,
+            Result<&str, SignatureErrorKind>,
+        )> = vec![
+            (
+                &one,
+                vec![("host", "internal:8080")],
+                Ok("https://internal:8080/sms?x=1"),
+            ),
+            (
+                &one,
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-proto", "http"),
+                    ("x-forwarded-host", "evil.test, real.test"),
+                ],
+                Ok("http://real.test/sms?x=1"),
+            ),
+            (
+                &two,
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-host", "evil.test, cdn.test, lb.test"),
+                ],
+                Ok("https://cdn.test/sms?x=1"),
+            ),
+            (
+                &one,
+                vec![
+                    ("host", "i"),
+                    ("x-forwarded-host", "evil.test"),
+                    ("x-forwarded-host", "real.test"),
+                ],
+                Ok("https://real.test/sms?x=1"),
+            ),
+            (
+                &one,
+                vec![
+                    ("host", "i"),
+                    ("x-forwarded-host", "real.test"),
+                    ("x-forwarded-port", "8443"),
+                    ("x-forwarded-prefix", "/tw/"),
+                ],
+                Ok("https://real.test:8443/tw/sms?x=1"),
+            ),
+            (
+                &one,
+                vec![("host", "i"), ("x-forwarded-proto", "gopher")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                &one,
+                vec![("host", "i"), ("x-forwarded-port", "x")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                &one,
+                vec![("host", "i"), ("x-forwarded-host", "a.test, ")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                &one,
+                vec![("host", "i"), ("x-forwarded-host", "u@a.test")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                &one,
+                vec![("host", "i"), ("x-forwarded-prefix", "nope")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (&one, vec![], Err(SignatureErrorKind::NoUrl)),
+        ];
+        for (source, headers, want) in cases {
+            assert_eq!(
+                public(source, &headers).as_deref(),
+                want.as_deref(),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc7239_forwarded_takes_the_trusted_element() {
+        let one = UrlSource::Forwarded {
+            hops: 1,
+            default_https: true,
+        };
+        let cases: Vec<(Vec<(&str, &str)>, Result<&str, SignatureErrorKind>)> = vec![
+            (
+                vec![
+                    ("host", "i"),
+                    (
+                        "forwarded",
+                        "host=evil.test;proto=http, for=1.2.3.4;proto=https;host=real.test",
+                    ),
+                ],
+                Ok("https://real.test/sms?x=1"),
+            ),
+            (
+                vec![("host", "i:81"), ("forwarded", "for=1.2.3.4;proto=http")],
+                Ok("http://i:81/sms?x=1"),
+            ),
+            (
+                vec![
+                    ("host", "i"),
+                    ("forwarded", "host=\"real.test:8443\";proto=https"),
+                ],
+                Ok("https://real.test:8443/sms?x=1"),
+            ),
+            (
+                vec![("host", "i"), ("forwarded", "for=\"[::1]\", host=a.test")],
+                Ok("https://a.test/sms?x=1"),
+            ),
+            (
+                vec![("host", "i"), ("forwarded", "host=a.test;host=b.test")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                vec![("host", "i"), ("forwarded", "garbage")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+            (
+                vec![("host", "i"), ("forwarded", "proto=ftp")],
+                Err(SignatureErrorKind::NoUrl),
+            ),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(
+                public(&one, &headers).as_deref(),
+                want.as_deref(),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_mode() {
+        let https = UrlSource::Host { https: true };
+        assert_eq!(
+            public(&https, &[("host", "h.test")]).unwrap(),
+            "https://h.test/sms?x=1"
+        );
+        assert_eq!(public(&https, &[]), Err(SignatureErrorKind::NoUrl));
+        assert_eq!(
+            public(&https, &[("host", "a.test"), ("host", "b.test")]),
+            Err(SignatureErrorKind::NoUrl)
+        );
+        assert_eq!(
+            public(&https, &[("host", "u:p@h.test")]),
+            Err(SignatureErrorKind::NoUrl)
+        );
+        // An absolute-form target's authority wins over Host, as HTTP says.
+        let req = Request::builder()
+            .uri("http://abs.test:81/sms")
+            .header("host", "h.test")
+            .body(())
+            .unwrap();
+        let p = parts_from_request(&https, &req, "/sms").unwrap();
+        assert_eq!((p.host, p.port), ("abs.test", Some("81")));
+        // A target that is not a path has no URL.
+        assert_eq!(
+            parts_from_request(&https, &req, "*").unwrap_err(),
+            SignatureErrorKind::NoUrl
+        );
+    }
+}
