@@ -1,0 +1,375 @@
+//! Fuzz target bodies, shared by the libFuzzer binaries and the test suite's short pass.
+//!
+//! Each takes raw fuzzer bytes, turns them into structured input with `arbitrary`, runs the
+//! public API, and panics only when a property is broken.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use arbitrary::{Arbitrary, Unstructured};
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use sha1::Sha1;
+use tower::{service_fn, Layer, ServiceExt};
+use tower_twilio_signature::{
+    sign, SignatureError, SignatureErrorKind, TwilioSignatureLayer, VerifiedBody, VerifiedWebhook,
+    Verifier,
+};
+
+const TOKEN: &str = "fuzz-token";
+const BASE: &str = "https://hooks.example.com";
+
+/// Drives a future that never waits (every body here is in memory) to completion.
+fn run<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// What the inner service saw, if it ran.
+struct Outcome {
+    status: StatusCode,
+    kind: Option<SignatureErrorKind>,
+    seen: Option<(Bytes, VerifiedWebhook)>,
+}
+
+fn send(layer: &TwilioSignatureLayer, req: Request<Full<Bytes>>) -> Outcome {
+    let svc = layer.layer(service_fn(|req: Request<VerifiedBody>| async move {
+        let verified = req.extensions().get::<VerifiedWebhook>().cloned();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let mut res = Response::new(Full::new(body));
+        res.extensions_mut()
+            .insert(verified.expect("verified request without VerifiedWebhook"));
+        Ok::<_, Infallible>(res)
+    }));
+    let res = run(svc.oneshot(req)).unwrap();
+    let status = res.status();
+    let kind = res
+        .extensions()
+        .get::<SignatureError>()
+        .map(SignatureError::kind);
+    let verified = res.extensions().get::<VerifiedWebhook>().cloned();
+    let body = run(res.into_body().collect()).unwrap().to_bytes();
+    let seen = verified.map(|v| (body, v));
+    // A response is either the service's (200, no error) or a rejection (error, its status).
+    match (&seen, kind) {
+        (Some(_), None) => assert_eq!(status, StatusCode::OK),
+        (None, Some(k)) => assert_eq!(status, SignatureError::new(k).status()),
+        _ => panic!(
+            "status {status} with kind {kind:?} and service seen: {}",
+            seen.is_some()
+        ),
+    }
+    Outcome { status, kind, seen }
+}
+
+/// The algorithm as documented, as plainly as possible.
+pub fn reference_sign(token: &str, url: &str, params: &[(String, String)]) -> String {
+    let distinct: BTreeSet<(&[u8], &[u8])> = params
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    let mut data = url.as_bytes().to_vec();
+    for (k, v) in distinct {
+        data.extend_from_slice(k);
+        data.extend_from_slice(v);
+    }
+    let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(&data);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn fixed() -> TwilioSignatureLayer {
+    TwilioSignatureLayer::new(TOKEN)
+        .unwrap()
+        .public_base_url(BASE)
+        .unwrap()
+        .body_limit(64 * 1024)
+}
+
+fn form_request(target: &str, body: Bytes, signature: &str) -> Request<Full<Bytes>> {
+    Request::post(target)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(Full::new(body))
+        .unwrap()
+}
+
+/// Form canonicalization: any body, signed over the parameters `form_urlencoded` decodes,
+/// passes when it decodes cleanly, and the service then sees those exact bytes.
+pub fn form(data: &[u8]) {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(data)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let header = reference_sign(TOKEN, &format!("{BASE}/sms"), &pairs);
+    let out = send(
+        &fixed(),
+        form_request("/sms", Bytes::copy_from_slice(data), &header),
+    );
+    let lossless = pairs
+        .iter()
+        .all(|(k, v)| !k.contains('\u{FFFD}') && !v.contains('\u{FFFD}'));
+    if data.len() > 64 * 1024 {
+        assert_eq!(out.kind, Some(SignatureErrorKind::BodyTooLarge));
+    } else if pairs.len() > 10_000 {
+        assert_eq!(out.kind, Some(SignatureErrorKind::MalformedBody));
+    } else if lossless {
+        let (body, _) = out
+            .seen
+            .expect("a cleanly decoded, correctly signed form was refused");
+        assert_eq!(&body[..], data);
+    } else {
+        // Text that is not UTF-8 is refused; a genuine U+FFFD passes.
+        assert!(
+            matches!(out.kind, None | Some(SignatureErrorKind::MalformedBody)),
+            "{:?}",
+            out.kind
+        );
+    }
+}
+
+/// The settings header: whatever it says, a request signed with the Auth Token but
+/// carrying it never passes (the header selects a SharedKey, whose secret differs).
+pub fn settings(data: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let layer = fixed().with_shared_key("k1", "shared-secret").unwrap();
+    let header = sign(TOKEN, &format!("{BASE}/sms"), [("Body", "hi")]);
+    let mut req = form_request("/sms", Bytes::from_static(b"Body=hi"), &header);
+    req.headers_mut()
+        .insert("x-twilio-webhooks-signature-settings", value);
+    let out = send(&layer, req);
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+}
+
+#[derive(Debug, Arbitrary)]
+struct ProxyInput {
+    mode: u8,
+    hops: u8,
+    headers: Vec<(u8, Vec<u8>)>,
+}
+
+/// Proxy headers: whatever the client sends, a request signed for the one public URL passes
+/// only if the layer rebuilt exactly that URL (or its :443 twin).
+pub fn forwarded(data: &[u8]) {
+    let Ok(input) = ProxyInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let hops = usize::from(input.hops % 3) + 1;
+    let base = TwilioSignatureLayer::new(TOKEN).unwrap();
+    let layer = match input.mode % 3 {
+        0 => base.trust_forwarded(hops).unwrap(),
+        1 => base.trust_x_forwarded(hops).unwrap(),
+        _ => base.use_host_header("https").unwrap(),
+    };
+    let names = [
+        "host",
+        "forwarded",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+    ];
+    let signed = format!("{BASE}/sms");
+    let header = sign(TOKEN, &signed, [("Body", "hi")]);
+    let mut req = form_request("/sms", Bytes::from_static(b"Body=hi"), &header);
+    for (n, v) in input.headers.iter().take(12) {
+        if let Ok(v) = HeaderValue::from_bytes(v) {
+            req.headers_mut().append(
+                HeaderName::from_static(names[usize::from(*n) % names.len()]),
+                v,
+            );
+        }
+    }
+    let out = send(&layer, req);
+    if let Some((_, verified)) = out.seen {
+        assert!(
+            verified.url() == signed || verified.url() == "https://hooks.example.com:443/sms",
+            "accepted for {}",
+            verified.url()
+        );
+    }
+}
+
+/// URL parsing in the verifier: any string, signed as Twilio writes it (scheme in
+/// lowercase), either verifies or is refused as no usable URL; nothing else, and never a
+/// panic.
+pub fn url(data: &[u8]) {
+    let Ok(url) = std::str::from_utf8(data) else {
+        return;
+    };
+    let signed = match url.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+        None => url.to_owned(),
+    };
+    let header = sign(TOKEN, &signed, [("a", "b")]);
+    let verifier = Verifier::new(TOKEN)
+        .unwrap()
+        .with_extra_url_forms(data.first() == Some(&b'h'));
+    match verifier.verify_form(url, [("a", "b")], &header, None) {
+        Ok(v) => assert_eq!(v.url(), signed),
+        Err(e) => assert_eq!(e.kind(), SignatureErrorKind::NoUrl, "{url:?}"),
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct RawRequest {
+    method: u8,
+    target: String,
+    headers: Vec<(u8, Vec<u8>)>,
+    body: Vec<u8>,
+    sign_it: bool,
+}
+
+/// The whole request path on arbitrary input: never a panic, only the expected statuses,
+/// and whatever reaches the service is exactly what was sent.
+pub fn request(data: &[u8]) {
+    let Ok(raw) = RawRequest::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let methods = ["GET", "POST", "PUT", "CONNECT", "OPTIONS"];
+    let names = [
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+        "content-type",
+        "content-length",
+        "host",
+        "upgrade",
+        "connection",
+        "authorization",
+        "x-forwarded-host",
+        "forwarded",
+        "i-twilio-idempotency-token",
+        "transfer-encoding",
+    ];
+    let Ok(mut req) = Request::builder()
+        .method(methods[usize::from(raw.method) % methods.len()])
+        .uri(raw.target.as_str())
+        .body(Full::new(Bytes::from(raw.body.clone())))
+    else {
+        return;
+    };
+    for (n, v) in raw.headers.iter().take(16) {
+        if let Ok(v) = HeaderValue::from_bytes(v) {
+            req.headers_mut().append(
+                HeaderName::from_static(names[usize::from(*n) % names.len()]),
+                v,
+            );
+        }
+    }
+    if raw.sign_it {
+        let url = format!(
+            "{BASE}{}",
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(&raw.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let header = HeaderValue::from_str(&reference_sign(TOKEN, &url, &pairs)).unwrap();
+        req.headers_mut().insert("x-twilio-signature", header);
+    }
+    let layer = fixed()
+        .with_shared_key("k1", "s")
+        .unwrap()
+        .with_extra_url_forms(raw.method & 0x80 != 0);
+    let out = send(&layer, req);
+    if let Some((body, _)) = out.seen {
+        assert!(
+            body.is_empty() || body[..] == raw.body[..],
+            "service saw other bytes"
+        );
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct Signed {
+    token: String,
+    segments: Vec<String>,
+    query: Option<Vec<(String, String)>>,
+    params: Vec<(String, String)>,
+}
+
+/// `verify(sign(x))`: any parameters under any path and query, signed with the crate's own
+/// helper, pass through the layer and the verifier, and the service sees the parameters.
+pub fn roundtrip(data: &[u8]) {
+    let Ok(s) = Signed::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    if s.token.is_empty() {
+        return;
+    }
+    let enc = |t: &str| form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    let mut target: String = s
+        .segments
+        .iter()
+        .take(6)
+        .map(|seg| format!("/{}", enc(seg)))
+        .collect();
+    if target.is_empty() {
+        target.push('/');
+    }
+    if let Some(q) = &s.query {
+        target.push('?');
+        target.push_str(
+            &form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(q.iter().take(6))
+                .finish(),
+        );
+    }
+    let url = format!("{BASE}{target}");
+    let header = sign(&s.token, &url, &s.params);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&s.params)
+        .finish();
+
+    let verifier = Verifier::new(&s.token).unwrap();
+    assert!(
+        verifier.verify_form(&url, &s.params, &header, None).is_ok(),
+        "verifier refused {url}"
+    );
+
+    let layer = TwilioSignatureLayer::new(&s.token)
+        .unwrap()
+        .public_base_url(BASE)
+        .unwrap();
+    let out = send(
+        &layer,
+        form_request(&target, Bytes::from(body.clone()), &header),
+    );
+    if let Some(SignatureErrorKind::MalformedBody) = out.kind {
+        assert!(s.params.len() > 10_000);
+        return;
+    }
+    let (seen, verified) = out
+        .seen
+        .unwrap_or_else(|| panic!("layer refused {url}: {:?}", out.kind));
+    assert_eq!(seen, body.as_bytes());
+    assert_eq!(verified.url(), url);
+}
+
+/// The crate's signature agrees with the plain reference on any input.
+pub fn reference(data: &[u8]) {
+    let Ok((token, url, params)) =
+        <(String, String, Vec<(String, String)>)>::arbitrary(&mut Unstructured::new(data))
+    else {
+        return;
+    };
+    if token.is_empty() {
+        return;
+    }
+    assert_eq!(
+        sign(&token, &url, &params),
+        reference_sign(&token, &url, &params)
+    );
+}
