@@ -1,0 +1,249 @@
+//! The Frontline integration service: routes, state and errors, with no environment access,
+//! so a test can build it with any configuration.
+
+mod customers;
+mod handlers;
+mod templates;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Request};
+use axum::handler::Handler;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::json;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_twilio_signature::TwilioSignatureLayer;
+use tracing::Level;
+
+pub(crate) use self::customers::{Customer, SAMPLE_CUSTOMERS};
+
+/// How long a client may take to send a request body.
+pub(crate) const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything the service needs besides the signature layer.
+#[derive(Debug, Clone)]
+pub(crate) struct AppConfig {
+    /// The number outgoing SMS conversations are sent from; `None` disables the channel.
+    pub(crate) sms_number: Option<String>,
+    /// The WhatsApp sender, `whatsapp:+1…`; `None` disables the channel.
+    pub(crate) whatsapp_number: Option<String>,
+    /// The limit on receiving a request body.
+    pub(crate) request_body_timeout: Duration,
+}
+
+/// A Conversations API call this service would make. The example records them instead of
+/// calling Twilio, so it runs with nothing but an Auth Token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConversationUpdate {
+    /// Add this worker to the conversation (custom routing).
+    AddWorker {
+        conversation_sid: String,
+        worker: String,
+    },
+    /// Set `customer_id` in the customer participant's attributes.
+    TagCustomer {
+        conversation_sid: String,
+        participant_sid: String,
+        customer_id: String,
+    },
+}
+
+/// Shared state: the customer book, the proxy numbers and what the callbacks did.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    customers: &'static [Customer],
+    sms_number: Option<String>,
+    whatsapp_number: Option<String>,
+    callbacks_handled: AtomicU64,
+    updates: Mutex<Vec<ConversationUpdate>>,
+}
+
+impl AppState {
+    /// State over the sample customer book.
+    pub(crate) fn new(config: &AppConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                customers: SAMPLE_CUSTOMERS,
+                sms_number: config.sms_number.clone(),
+                whatsapp_number: config.whatsapp_number.clone(),
+                callbacks_handled: AtomicU64::new(0),
+                updates: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// How many callbacks reached a handler (so got past the signature check).
+    pub(crate) fn callbacks_handled(&self) -> u64 {
+        self.inner.callbacks_handled.load(Ordering::Relaxed)
+    }
+
+    /// The Conversations API calls recorded so far, oldest first.
+    pub(crate) fn updates(&self) -> Vec<ConversationUpdate> {
+        self.updates_lock().clone()
+    }
+
+    fn customers(&self) -> &'static [Customer] {
+        self.inner.customers
+    }
+
+    fn customer(&self, id: &str) -> Option<&'static Customer> {
+        self.customers().iter().find(|c| c.customer_id == id)
+    }
+
+    fn customer_by_address(&self, address: &str) -> Option<&'static Customer> {
+        self.customers().iter().find(|c| c.has_address(address))
+    }
+
+    fn count_callback(&self) {
+        self.inner.callbacks_handled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, update: ConversationUpdate) {
+        self.updates_lock().push(update);
+    }
+
+    fn updates_lock(&self) -> std::sync::MutexGuard<'_, Vec<ConversationUpdate>> {
+        self.inner
+            .updates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The service. Every request except `GET /healthz` (unknown paths and other methods
+/// included) must carry a valid Twilio signature.
+pub(crate) fn app(signature: TwilioSignatureLayer, state: AppState, config: &AppConfig) -> Router {
+    let callbacks = Router::new()
+        .route("/callbacks/crm", post(handlers::crm))
+        .route(
+            "/callbacks/outgoing-conversation",
+            post(handlers::outgoing_conversation),
+        )
+        .route("/callbacks/templates", post(handlers::templates))
+        .route("/callbacks/routing", post(handlers::routing))
+        .route("/callbacks/conversations", post(handlers::conversations))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // `Router::layer` also wraps the fallbacks: an unsigned request to an unknown path
+        // gets 403, not 404, and tells a prober nothing about which paths exist.
+        .layer(signature.clone());
+
+    // Added after the layer, so outside it; its other methods still go through it.
+    let healthz = get(healthz).fallback(method_not_allowed.layer(signature));
+
+    callbacks
+        .route("/healthz", healthz)
+        // Outside the signature layer, which buffers the body: a client that sends it
+        // too slowly is cut off.
+        .layer(RequestBodyTimeoutLayer::new(config.request_body_timeout))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no callback at {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: Frontline callbacks are POST requests",
+    )
+}
+
+/// An error answer: the status and `{"error": "…"}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn missing(name: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, format!("missing parameter {name}"))
+    }
+
+    fn bad(name: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid parameter {name}: {why}"),
+        )
+    }
+
+    fn unknown_location(location: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("unknown Location {location:?}"),
+        )
+    }
+
+    fn not_found(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// The form parameters of a callback, in order; a body that is not a form is answered
+/// with `{"error": …}` and the status Axum's `Form` gives it (415 for another content type).
+#[derive(Debug)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Form::<Vec<(String, String)>>::from_request(req, state).await {
+            Ok(Form(pairs)) => Ok(Self(pairs)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+impl Params {
+    /// The first non-empty value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// As [`get`](Self::get), or a 400 naming the parameter.
+    fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| ApiError::missing(name))
+    }
+}

@@ -1,0 +1,1237 @@
+//! The Frontline example and the endpoint checker, run against a real server on a loopback
+//! port: every callback with signed requests, refusals that leave the state alone, the
+//! error answers, pagination and search, the configuration from the environment, and
+//! `check_endpoint`'s checks.
+#![cfg(feature = "axum")]
+
+#[path = "../examples/frontline/app/mod.rs"]
+mod app;
+#[path = "../examples/check_endpoint/checks.rs"]
+mod checks;
+// `from_env` reads the process environment, which these tests leave alone.
+#[allow(dead_code)]
+#[path = "../examples/frontline/config.rs"]
+mod config;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower_twilio_signature::{sign, TwilioSignatureLayer};
+
+use crate::app::{AppConfig, AppState, ConversationUpdate, REQUEST_BODY_TIMEOUT, SAMPLE_CUSTOMERS};
+use crate::checks::{Expect, Target, Transport};
+
+const TOKEN: &str = "12345678901234567890123456789012";
+const OTHER_TOKEN: &str = "abcdefabcdefabcdefabcdefabcdefab";
+const SMS: &str = "+12025550100";
+const WHATSAPP: &str = "whatsapp:+12025550101";
+
+fn default_config() -> AppConfig {
+    AppConfig {
+        sms_number: Some(SMS.to_owned()),
+        whatsapp_number: Some(WHATSAPP.to_owned()),
+        request_body_timeout: REQUEST_BODY_TIMEOUT,
+    }
+}
+
+/// How a test request is signed.
+#[derive(Clone, Copy, Debug)]
+enum Sig {
+    /// Correctly, for the URL and parameters sent.
+    Valid,
+    /// Not at all.
+    Missing,
+    /// With another Auth Token.
+    OtherToken,
+    /// For another URL.
+    OtherUrl,
+    /// For the parameters sent, less the last one.
+    Tampered,
+}
+
+/// Form parameters, in order.
+type Form<'a> = &'a [(&'a str, &'a str)];
+
+const WRONG_SIGS: [Sig; 4] = [Sig::Missing, Sig::OtherToken, Sig::OtherUrl, Sig::Tampered];
+
+struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Server {
+    /// The app with a fixed base URL `http://<addr>`, as in demo mode.
+    async fn start() -> Self {
+        Self::start_with(default_config()).await
+    }
+
+    async fn start_with(config: AppConfig) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let layer = TwilioSignatureLayer::new(TOKEN)
+            .unwrap()
+            .public_base_url(&format!("http://{addr}"))
+            .unwrap();
+        Self::serve(listener, layer, config).await
+    }
+
+    async fn serve(listener: TcpListener, layer: TwilioSignatureLayer, config: AppConfig) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(&config);
+        let router = app::app(layer, state.clone(), &config);
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            addr,
+            state,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> (StatusCode, Value) {
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)))
+        };
+        (status, json)
+    }
+
+    /// A form POST to `path`, signed as `sig` says.
+    async fn post(&self, path: &str, params: &[(&str, &str)], sig: Sig) -> (StatusCode, Value) {
+        self.request(Method::POST, path, params, sig).await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        sig: Sig,
+    ) -> (StatusCode, Value) {
+        let url = self.url(path);
+        let signature = match sig {
+            Sig::Valid => Some(sign(TOKEN, &url, params.iter().copied())),
+            Sig::Missing => None,
+            Sig::OtherToken => Some(sign(OTHER_TOKEN, &url, params.iter().copied())),
+            Sig::OtherUrl => Some(sign(
+                TOKEN,
+                "https://example.com/callbacks/crm",
+                params.iter().copied(),
+            )),
+            Sig::Tampered => Some(sign(
+                TOKEN,
+                &url,
+                params[..params.len() - 1].iter().copied(),
+            )),
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(signature) = signature {
+            request = request.header("x-twilio-signature", signature);
+        }
+        self.send(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+    }
+
+    /// Asserts `params` to `path` gets `status` with `{"error": …}` mentioning `word`.
+    async fn assert_error(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        status: StatusCode,
+        word: &str,
+    ) {
+        let (got, body) = self.post(path, params, Sig::Valid).await;
+        assert_eq!(got, status, "{path} {params:?}: {body}");
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error text: {body}"));
+        assert!(
+            message.contains(word),
+            "{message:?} should mention {word:?}"
+        );
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["objects"]["customers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no customers list: {list}"))
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+async fn list_page(
+    server: &Server,
+    page_size: &str,
+    anchor: Option<&str>,
+    query: Option<&str>,
+) -> Value {
+    let mut params = vec![
+        ("Location", "GetCustomersList"),
+        ("Worker", "alice@example.com"),
+        ("PageSize", page_size),
+    ];
+    params.extend(anchor.map(|a| ("Anchor", a)));
+    params.extend(query.map(|q| ("Query", q)));
+    let (status, body) = server.post("/callbacks/crm", &params, Sig::Valid).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["searchable"], json!(true));
+    body
+}
+
+/// Every page of the list, following the anchors, until an empty page.
+async fn walk(server: &Server, page_size: usize, query: Option<&str>) -> Vec<Vec<String>> {
+    let size = page_size.to_string();
+    let mut pages = Vec::new();
+    let mut anchor: Option<String> = None;
+    loop {
+        let page = ids(&list_page(server, &size, anchor.as_deref(), query).await);
+        assert!(page.len() <= page_size, "page over size: {page:?}");
+        if page.is_empty() {
+            return pages;
+        }
+        anchor = page.last().cloned();
+        pages.push(page);
+        assert!(pages.len() <= SAMPLE_CUSTOMERS.len(), "the anchors loop");
+    }
+}
+
+#[tokio::test]
+async fn customer_details() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post(
+            "/callbacks/crm",
+            &[
+                ("Location", "GetCustomerDetailsByCustomerId"),
+                ("CustomerId", "3"),
+                ("Worker", "bob@example.com"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let customer = &body["objects"]["customer"];
+    assert_eq!(
+        keys(customer),
+        [
+            "avatar",
+            "channels",
+            "customer_id",
+            "details",
+            "display_name",
+            "links"
+        ]
+    );
+    assert_eq!(customer["customer_id"], "3");
+    assert_eq!(customer["display_name"], "Chloé Martin");
+    assert_eq!(
+        customer["channels"],
+        json!([
+            { "type": "sms", "value": "+12025550133" },
+            { "type": "whatsapp", "value": "whatsapp:+12025550133" },
+        ])
+    );
+    for link in customer["links"].as_array().unwrap() {
+        assert_eq!(keys(link), ["display_name", "type", "value"]);
+    }
+    assert_eq!(customer["links"].as_array().unwrap().len(), 2);
+    assert_eq!(keys(&customer["details"]), ["content", "title"]);
+    assert!(customer["avatar"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(server.state.callbacks_handled(), 1);
+
+    server
+        .assert_error(
+            "/callbacks/crm",
+            &[
+                ("Location", "GetCustomerDetailsByCustomerId"),
+                ("CustomerId", "404"),
+                ("Worker", "bob@example.com"),
+            ],
+            StatusCode::NOT_FOUND,
+            "404",
+        )
+        .await;
+}
+
+#[test]
+fn sample_book_covers_every_channel() {
+    assert!(SAMPLE_CUSTOMERS.len() >= 5);
+    for kind in ["sms", "whatsapp", "chat"] {
+        assert!(
+            SAMPLE_CUSTOMERS
+                .iter()
+                .any(|c| c.channels.iter().any(|ch| ch.kind == kind)),
+            "no {kind} channel"
+        );
+    }
+    assert!(SAMPLE_CUSTOMERS
+        .iter()
+        .all(|c| !c.details.content.is_empty()));
+    assert!(SAMPLE_CUSTOMERS.iter().any(|c| !c.links.is_empty()));
+}
+
+#[tokio::test]
+async fn customers_list_pages_follow_the_anchor() {
+    let server = Server::start().await;
+    let all: Vec<String> = SAMPLE_CUSTOMERS
+        .iter()
+        .map(|c| c.customer_id.to_owned())
+        .collect();
+
+    let first = list_page(&server, "3", None, None).await;
+    for entry in first["objects"]["customers"].as_array().unwrap() {
+        assert_eq!(keys(entry), ["avatar", "customer_id", "display_name"]);
+    }
+    assert_eq!(ids(&first), all[..3]);
+
+    let pages = walk(&server, 3, None).await;
+    assert_eq!(pages.len(), all.len().div_ceil(3));
+    assert_eq!(pages.concat(), all);
+
+    // One page holds them all; an anchor past the end, or unknown, gives an empty page.
+    assert_eq!(walk(&server, 100, None).await, std::slice::from_ref(&all));
+    let last = all.last().unwrap();
+    assert!(ids(&list_page(&server, "3", Some(last), None).await).is_empty());
+    assert!(ids(&list_page(&server, "3", Some("no-such-id"), None).await).is_empty());
+    // PageSize arrives as a string and is checked.
+    for bad in ["0", "-1", "three", "1.5"] {
+        server
+            .assert_error(
+                "/callbacks/crm",
+                &[
+                    ("Location", "GetCustomersList"),
+                    ("Worker", "w"),
+                    ("PageSize", bad),
+                ],
+                StatusCode::BAD_REQUEST,
+                "PageSize",
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn customers_list_search_ignores_case_and_pages() {
+    let server = Server::start().await;
+    assert_eq!(
+        ids(&list_page(&server, "10", None, Some("ZHANG")).await),
+        ["5"]
+    );
+    assert_eq!(
+        ids(&list_page(&server, "10", None, Some("chloé")).await),
+        ["3"]
+    );
+    assert_eq!(
+        ids(&list_page(&server, "10", None, Some("CHLOÉ MARTIN")).await),
+        ["3"]
+    );
+    assert!(ids(&list_page(&server, "10", None, Some("nobody")).await).is_empty());
+    // "an" is in "Ana Souza" and "Emily Zhang" only; one per page.
+    assert_eq!(walk(&server, 1, Some("an")).await, [vec!["1"], vec!["5"]]);
+    assert_eq!(walk(&server, 5, Some("AN")).await, [vec!["1", "5"]]);
+    // An empty Query is no filter.
+    assert_eq!(
+        ids(&list_page(&server, "2", None, Some("")).await),
+        ["1", "2"]
+    );
+}
+
+#[tokio::test]
+async fn outgoing_conversation_proxy_addresses() {
+    let server = Server::start().await;
+    let proxy = |channel: &'static str| {
+        [
+            ("Location", "GetProxyAddress"),
+            ("Worker", "alice@example.com"),
+            ("CustomerId", "5"),
+            ("ChannelType", channel),
+            ("ChannelValue", "+12025550155"),
+        ]
+    };
+    let path = "/callbacks/outgoing-conversation";
+    let (status, body) = server.post(path, &proxy("sms"), Sig::Valid).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "proxy_address": SMS }))
+    );
+    let (status, body) = server.post(path, &proxy("whatsapp"), Sig::Valid).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "proxy_address": WHATSAPP }))
+    );
+    server
+        .assert_error(path, &proxy("chat"), StatusCode::NOT_FOUND, "chat")
+        .await;
+    server
+        .assert_error(path, &proxy("fax"), StatusCode::BAD_REQUEST, "ChannelType")
+        .await;
+
+    // A channel with no number configured.
+    let server = Server::start_with(AppConfig {
+        whatsapp_number: None,
+        ..default_config()
+    })
+    .await;
+    server
+        .assert_error(path, &proxy("whatsapp"), StatusCode::NOT_FOUND, "whatsapp")
+        .await;
+    let (status, _) = server.post(path, &proxy("sms"), Sig::Valid).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn templates_are_filled_in() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post(
+            "/callbacks/templates",
+            &[
+                ("Location", "GetTemplatesByCustomerId"),
+                ("CustomerId", "3"),
+                ("Worker", "bob@example.com"),
+                ("ConversationSid", "CH00000000000000000000000000000001"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let categories = body.as_array().unwrap();
+    assert_eq!(categories[0]["display_name"], "Openers");
+    let templates: Vec<&Value> = categories
+        .iter()
+        .flat_map(|c| {
+            assert_eq!(keys(c), ["display_name", "templates"]);
+            c["templates"].as_array().unwrap()
+        })
+        .collect();
+    assert!(templates.len() >= 3);
+    let mut named = 0;
+    for template in &templates {
+        assert_eq!(keys(template), ["content", "whatsAppApproved"]);
+        let content = template["content"].as_str().unwrap();
+        assert!(
+            !content.contains("{{"),
+            "unfilled placeholder in {content:?}"
+        );
+        named += usize::from(content.contains("Chloé Martin"));
+    }
+    assert!(named >= 2);
+    assert!(templates
+        .iter()
+        .any(|t| t["content"].as_str().unwrap().contains("bob@example.com")));
+    assert!(templates
+        .iter()
+        .any(|t| t["whatsAppApproved"] == json!(true)));
+
+    server
+        .assert_error(
+            "/callbacks/templates",
+            &[
+                ("Location", "GetTemplatesByCustomerId"),
+                ("CustomerId", "99"),
+                ("Worker", "w"),
+            ],
+            StatusCode::NOT_FOUND,
+            "99",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn routing_assigns_the_customers_worker() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH11111111111111111111111111111111"),
+                ("MessagingBinding.Address", "whatsapp:+12025550155"),
+                ("MessagingBinding.ProxyAddress", WHATSAPP),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "conversation_sid": "CH11111111111111111111111111111111",
+            "customer_id": "5",
+            "worker": "alice@example.com",
+        })
+    );
+    server
+        .assert_error(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH2"),
+                ("MessagingBinding.Address", "+19995550100"),
+            ],
+            StatusCode::NOT_FOUND,
+            "+19995550100",
+        )
+        .await;
+    assert_eq!(
+        server.state.updates(),
+        [ConversationUpdate::AddWorker {
+            conversation_sid: "CH11111111111111111111111111111111".to_owned(),
+            worker: "alice@example.com".to_owned(),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn conversations_webhooks() {
+    let server = Server::start().await;
+    let path = "/callbacks/conversations";
+    let (status, body) = server
+        .post(
+            path,
+            &[
+                ("EventType", "onConversationAdd"),
+                ("MessagingBinding.Address", "+12025550122"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["friendly_name"], "Benjamin Carter");
+    let attributes: Value = serde_json::from_str(body["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        attributes["avatar"],
+        "https://example.com/avatars/benjamin-carter.png"
+    );
+
+    // An unknown number is named after itself; no address (a chat) changes nothing.
+    let (_, body) = server
+        .post(
+            path,
+            &[
+                ("EventType", "onConversationAdd"),
+                ("MessagingBinding.Address", "+19995550100"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(body["friendly_name"], "+19995550100");
+    let (status, body) = server
+        .post(path, &[("EventType", "onConversationAdd")], Sig::Valid)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+
+    // A customer participant is tagged; a worker (with an Identity) is not.
+    let (status, body) = server
+        .post(
+            path,
+            &[
+                ("EventType", "onParticipantAdded"),
+                ("ConversationSid", "CH3"),
+                ("ParticipantSid", "MB1"),
+                ("MessagingBinding.Address", "+12025550144"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["customer_id"], "4");
+    let (status, _) = server
+        .post(
+            path,
+            &[
+                ("EventType", "onParticipantAdded"),
+                ("ConversationSid", "CH3"),
+                ("ParticipantSid", "MB2"),
+                ("Identity", "bob@example.com"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server
+        .post(
+            path,
+            &[("EventType", "onMessageAdded"), ("Body", "hi")],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    assert_eq!(
+        server.state.updates(),
+        [ConversationUpdate::TagCustomer {
+            conversation_sid: "CH3".to_owned(),
+            participant_sid: "MB1".to_owned(),
+            customer_id: "4".to_owned(),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn unknown_location_is_422() {
+    let server = Server::start().await;
+    for path in [
+        "/callbacks/crm",
+        "/callbacks/outgoing-conversation",
+        "/callbacks/templates",
+    ] {
+        server
+            .assert_error(
+                path,
+                // No other parameter: the Location is checked first.
+                &[("Location", "GetSomethingElse")],
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "GetSomethingElse",
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn missing_parameters_are_400_and_named() {
+    let server = Server::start().await;
+    let cases: &[(&str, Form<'_>, &str)] = &[
+        ("/callbacks/crm", &[("Worker", "w")], "Location"),
+        (
+            "/callbacks/crm",
+            &[("Location", "GetCustomersList"), ("PageSize", "3")],
+            "Worker",
+        ),
+        (
+            "/callbacks/crm",
+            &[("Location", "GetCustomersList"), ("Worker", "w")],
+            "PageSize",
+        ),
+        (
+            "/callbacks/crm",
+            &[
+                ("Location", "GetCustomerDetailsByCustomerId"),
+                ("Worker", "w"),
+                ("CustomerId", ""),
+            ],
+            "CustomerId",
+        ),
+        (
+            "/callbacks/outgoing-conversation",
+            &[("Location", "GetProxyAddress"), ("Worker", "w")],
+            "ChannelType",
+        ),
+        (
+            "/callbacks/templates",
+            &[("Location", "GetTemplatesByCustomerId"), ("Worker", "w")],
+            "CustomerId",
+        ),
+        (
+            "/callbacks/templates",
+            &[
+                ("Location", "GetTemplatesByCustomerId"),
+                ("CustomerId", "1"),
+            ],
+            "Worker",
+        ),
+        (
+            "/callbacks/routing",
+            &[("MessagingBinding.Address", "+12025550111")],
+            "ConversationSid",
+        ),
+        (
+            "/callbacks/routing",
+            &[("ConversationSid", "CH1")],
+            "MessagingBinding.Address",
+        ),
+        (
+            "/callbacks/conversations",
+            &[("ConversationSid", "CH1")],
+            "EventType",
+        ),
+        (
+            "/callbacks/conversations",
+            &[
+                ("EventType", "onParticipantAdded"),
+                ("ConversationSid", "CH1"),
+            ],
+            "ParticipantSid",
+        ),
+    ];
+    for &(path, params, name) in cases {
+        server
+            .assert_error(path, params, StatusCode::BAD_REQUEST, name)
+            .await;
+    }
+    assert!(server.state.updates().is_empty());
+}
+
+#[tokio::test]
+async fn unsigned_and_wrongly_signed_requests_are_403_and_change_nothing() {
+    let server = Server::start().await;
+    // Each would succeed, and the last two would record updates, if signed.
+    let requests: &[(Method, &str, Form<'_>)] = &[
+        (
+            Method::POST,
+            "/callbacks/crm",
+            &[
+                ("Location", "GetCustomersList"),
+                ("Worker", "w"),
+                ("PageSize", "3"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/callbacks/outgoing-conversation",
+            &[
+                ("Location", "GetProxyAddress"),
+                ("Worker", "w"),
+                ("ChannelType", "sms"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/callbacks/templates",
+            &[
+                ("Location", "GetTemplatesByCustomerId"),
+                ("Worker", "w"),
+                ("CustomerId", "1"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/callbacks/conversations",
+            &[
+                ("EventType", "onParticipantAdded"),
+                ("ConversationSid", "CH1"),
+                ("ParticipantSid", "MB1"),
+                ("MessagingBinding.Address", "+12025550111"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH1"),
+                ("MessagingBinding.Address", "+12025550111"),
+            ],
+        ),
+        // Unknown paths and other methods are behind the layer too.
+        (Method::POST, "/nope", &[("Location", "GetCustomersList")]),
+        (Method::GET, "/nope", &[("a", "b")]),
+        (
+            Method::GET,
+            "/callbacks/crm",
+            &[("Location", "GetCustomersList")],
+        ),
+        (
+            Method::PUT,
+            "/callbacks/routing",
+            &[("ConversationSid", "CH1")],
+        ),
+        (Method::POST, "/healthz", &[("a", "b")]),
+        (Method::DELETE, "/healthz", &[("a", "b")]),
+    ];
+    for (method, path, params) in requests {
+        for sig in WRONG_SIGS {
+            let (status, body) = server.request(method.clone(), path, params, sig).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} {sig:?}");
+            assert_eq!(body, Value::Null, "a refusal says nothing: {body}");
+        }
+    }
+    assert_eq!(server.state.callbacks_handled(), 0);
+    assert!(server.state.updates().is_empty());
+
+    // The same requests, signed, get through (to a handler, or a 404/405 after the layer).
+    for (method, path, params) in requests {
+        let (status, body) = server
+            .request(method.clone(), path, params, Sig::Valid)
+            .await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        let expected = match (method.as_str(), *path) {
+            (_, "/nope") => StatusCode::NOT_FOUND,
+            ("POST", p) if p != "/healthz" => StatusCode::OK,
+            _ => StatusCode::METHOD_NOT_ALLOWED,
+        };
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        if status != StatusCode::OK {
+            assert!(body["error"].is_string(), "{body}");
+        }
+    }
+    assert_eq!(server.state.callbacks_handled(), 5);
+    assert_eq!(server.state.updates().len(), 2);
+}
+
+#[tokio::test]
+async fn healthz_needs_no_signature() {
+    let server = Server::start().await;
+    let request = Request::get(server.url("/healthz"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        server.send(request).await,
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    let head = Request::head(server.url("/healthz"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(server.send(head).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_json_body_is_refused_after_the_signature_check() {
+    let server = Server::start().await;
+    let body = br#"{"Location":"GetCustomersList"}"#;
+    let url = tower_twilio_signature::url_with_body_sha256(&server.url("/callbacks/crm"), body);
+    let no_params: [(&str, &str); 0] = [];
+    let request = Request::post(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-twilio-signature", sign(TOKEN, &url, no_params))
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap();
+    let (status, body) = server.send(request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(body["error"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn a_slow_body_is_cut_off() {
+    let server = Server::start_with(AppConfig {
+        request_body_timeout: Duration::from_millis(200),
+        ..default_config()
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /callbacks/crm HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         X-Twilio-Signature: {}\r\nContent-Length: 100\r\n\r\nLocation=Get",
+        server.addr,
+        sign(TOKEN, &server.url("/callbacks/crm"), [("Location", "GetCustomersList")]),
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer while the body was pending");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(server.state.callbacks_handled(), 0);
+}
+
+// ----- check_endpoint -----
+
+#[tokio::test]
+async fn check_endpoint_passes_against_the_app() {
+    let server = Server::start().await;
+    let target = Target::parse(&server.url("/callbacks/crm")).unwrap();
+    let reports = checks::run(&target, TOKEN, Transport::Hyper).await;
+    assert_eq!(reports.len(), 9);
+    for report in &reports {
+        assert!(report.passed(), "{report}");
+    }
+    for kind in ["POST form", "GET with query", "POST JSON"] {
+        for expect in [Expect::Accepted, Expect::Rejected] {
+            assert!(
+                reports
+                    .iter()
+                    .any(|r| r.probe.name.starts_with(kind) && r.probe.expect == expect),
+                "no {kind} check expecting {expect}"
+            );
+        }
+    }
+    // The valid ones got through the layer; the Frontline handler refused the made-up
+    // parameters (400), the method (405) or the JSON body (415).
+    let accepted: Vec<u16> = reports
+        .iter()
+        .filter(|r| r.probe.expect == Expect::Accepted)
+        .map(|r| r.got.as_ref().unwrap().as_u16())
+        .collect();
+    assert_eq!(accepted, [400, 405, 415]);
+    assert!(checks::hints(&reports).is_empty());
+    let line = reports[0].to_string();
+    assert!(line.starts_with("ok"), "{line}");
+    assert!(
+        line.contains("expected: not 401/403") && line.contains("got: 400"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn check_endpoint_reports_a_wrong_token() {
+    let server = Server::start().await;
+    let target = Target::parse(&server.url("/callbacks/crm")).unwrap();
+    let reports = checks::run(&target, OTHER_TOKEN, Transport::Hyper).await;
+    for report in &reports {
+        let expect_pass = report.probe.expect == Expect::Rejected;
+        assert_eq!(report.passed(), expect_pass, "{report}");
+        assert_eq!(report.got, Ok(StatusCode::FORBIDDEN));
+    }
+    assert!(reports.iter().any(|r| r.to_string().starts_with("FAIL")));
+    let hints = checks::hints(&reports);
+    assert_eq!(hints.len(), 1);
+    assert!(hints[0].contains("TWILIO_AUTH_TOKEN"));
+}
+
+#[tokio::test]
+async fn check_endpoint_reports_an_unprotected_url() {
+    // GET /healthz is outside the layer: a wrongly signed GET gets 200, not 403.
+    let server = Server::start().await;
+    let target = Target::parse(&server.url("/healthz")).unwrap();
+    let reports = checks::run(&target, TOKEN, Transport::Hyper).await;
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.probe.name)
+        .collect();
+    assert!(
+        failed.contains(&"GET with query, signature for another URL"),
+        "{failed:?}"
+    );
+    assert!(checks::hints(&reports)
+        .iter()
+        .any(|h| h.contains("not protected")));
+}
+
+#[tokio::test]
+async fn check_endpoint_reports_a_server_that_is_not_there() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let target = Target::parse(&format!("http://{addr}/callbacks/crm")).unwrap();
+    let reports = checks::run(&target, TOKEN, Transport::Hyper).await;
+    assert!(reports.iter().all(|r| !r.passed() && r.got.is_err()));
+    assert!(
+        reports[0].to_string().contains("no answer"),
+        "{}",
+        reports[0]
+    );
+}
+
+#[tokio::test]
+async fn check_endpoint_through_curl() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("curl is not installed; the curl transport is not checked");
+        return;
+    }
+    let server = Server::start().await;
+    let target = Target::parse(&server.url("/callbacks/crm")).unwrap();
+    let reports = checks::run(&target, TOKEN, Transport::Curl).await;
+    for report in &reports {
+        assert!(report.passed(), "{report}");
+    }
+    let reports = checks::run(&target, OTHER_TOKEN, Transport::Curl).await;
+    assert_eq!(reports.iter().filter(|r| r.passed()).count(), 6);
+}
+
+#[test]
+fn check_endpoint_targets() {
+    let t = Target::parse("https://user:p%40ss@hooks.example.com:8443/sms?x=1#frag").unwrap();
+    assert_eq!(t.url, "https://hooks.example.com:8443/sms?x=1");
+    assert_eq!(t.basic_auth, Some(("user".to_owned(), "p@ss".to_owned())));
+    assert!(t.is_https());
+    let t = Target::parse("http://127.0.0.1:3000").unwrap();
+    assert_eq!(t.url, "http://127.0.0.1:3000/");
+    assert_eq!(t.basic_auth, None);
+    assert!(!t.is_https());
+    assert_eq!(Target::parse("http://h?q=1").unwrap().url, "http://h/?q=1");
+    for bad in ["ftp://example.com/", "example.com/sms", "http:///sms"] {
+        assert!(Target::parse(bad).is_err(), "{bad}");
+    }
+    assert!(checks::RULE.contains("exactly 403"));
+}
+
+#[tokio::test]
+async fn check_endpoint_sends_basic_credentials_and_signs_without_them() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .unwrap()
+        .public_base_url(&format!("http://{addr}"))
+        .unwrap()
+        .with_basic_auth("twilio", "s3cret:!")
+        .unwrap();
+    let server = Server::serve(listener, layer, default_config()).await;
+    let with = Target::parse(&format!("http://twilio:s3cret%3A%21@{addr}/callbacks/crm")).unwrap();
+    for report in checks::run(&with, TOKEN, Transport::Hyper).await {
+        assert!(report.passed(), "{report}");
+    }
+    let without = Target::parse(&server.url("/callbacks/crm")).unwrap();
+    let reports = checks::run(&without, TOKEN, Transport::Hyper).await;
+    assert!(reports
+        .iter()
+        .all(|r| r.got == Ok(StatusCode::UNAUTHORIZED)));
+    assert!(checks::hints(&reports).iter().any(|h| h.contains("Basic")));
+}
+
+// ----- configuration from the environment -----
+
+fn env(pairs: &[(&'static str, &str)]) -> impl Fn(&'static str) -> Option<String> {
+    let pairs: Vec<(&'static str, String)> =
+        pairs.iter().map(|&(k, v)| (k, v.to_owned())).collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn load(pairs: &[(&'static str, &str)]) -> Result<config::Settings, config::BadValue> {
+    config::from_lookup(env(pairs), config::random_token)
+}
+
+#[test]
+fn config_without_a_token_is_the_demo() {
+    let settings = load(&[]).unwrap();
+    assert!(settings.demo);
+    assert_eq!(settings.url_mode, config::UrlMode::Demo);
+    assert_eq!(
+        settings.bind_addr,
+        "127.0.0.1:3000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(settings.auth_token.len(), 32);
+    assert!(settings.auth_token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(
+        settings.auth_token,
+        load(&[]).unwrap().auth_token,
+        "not random"
+    );
+    assert_eq!(settings.sms_number.as_deref(), Some("+12025550100"));
+    assert_eq!(
+        settings.whatsapp_number.as_deref(),
+        Some("whatsapp:+12025550101")
+    );
+    let bound: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+    assert!(settings
+        .describe_url_mode(bound)
+        .contains("http://127.0.0.1:3000"));
+    let text = settings.demo_instructions(bound);
+    assert!(text.contains("DEMO MODE"));
+    assert!(text.contains(&format!(
+        "TWILIO_AUTH_TOKEN={} cargo run --example check_endpoint -- http://127.0.0.1:3000/callbacks/crm",
+        settings.auth_token
+    )));
+    let request = settings.demo_request(bound);
+    assert!(text.contains(&format!(
+        "curl -i -X POST '{}' -H 'X-Twilio-Signature: {}' --data '{}'",
+        request.url, request.signature, request.body
+    )));
+
+    // Ignored, but still checked.
+    let settings = load(&[("PUBLIC_BASE_URL", "https://hooks.example.com")]).unwrap();
+    assert_eq!(settings.url_mode, config::UrlMode::Demo);
+    assert!(settings.warnings[0].contains("ignored in demo mode"));
+    assert!(load(&[("PUBLIC_BASE_URL", "https://hooks.example.com/?q=1")]).is_err());
+}
+
+#[tokio::test]
+async fn the_demo_instructions_work_against_the_demo() {
+    let settings = load(&[("BIND_ADDR", "127.0.0.1:0")]).unwrap();
+    let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let layer = settings.signature_layer(bound).unwrap();
+    let server = Server::serve(listener, layer, default_config()).await;
+
+    let demo = settings.demo_request(bound);
+    assert_eq!(demo.url, server.url("/callbacks/crm"));
+    let request = Request::post(&demo.url)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", &demo.signature)
+        .body(Full::new(Bytes::from(demo.body.clone())))
+        .unwrap();
+    let (status, body) = server.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["1", "2", "3"]);
+
+    let target = Target::parse(&demo.url).unwrap();
+    let reports = checks::run(&target, &settings.auth_token, Transport::Hyper).await;
+    assert!(reports.iter().all(checks::Report::passed));
+}
+
+#[test]
+fn config_with_a_token() {
+    let settings = load(&[
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("PUBLIC_BASE_URL", "https://abc.ngrok.app"),
+        ("BIND_ADDR", "0.0.0.0:8080"),
+        ("TWILIO_SMS_NUMBER", "+15005550006"),
+        ("TWILIO_WHATSAPP_NUMBER", "+15005550007"),
+    ])
+    .unwrap();
+    assert!(!settings.demo);
+    assert_eq!(settings.auth_token, TOKEN);
+    assert_eq!(
+        settings.url_mode,
+        config::UrlMode::Fixed("https://abc.ngrok.app".to_owned())
+    );
+    assert!(settings.warnings.is_empty());
+    assert_eq!(settings.sms_number.as_deref(), Some("+15005550006"));
+    assert_eq!(
+        settings.whatsapp_number.as_deref(),
+        Some("whatsapp:+15005550007")
+    );
+
+    let settings = load(&[("TWILIO_AUTH_TOKEN", TOKEN)]).unwrap();
+    assert_eq!(settings.url_mode, config::UrlMode::HostHeader);
+    assert!(
+        settings.warnings[0].contains("Host header"),
+        "{:?}",
+        settings.warnings
+    );
+    let settings = load(&[("TWILIO_AUTH_TOKEN", TOKEN), ("TRUST_FORWARDED_HOPS", "2")]).unwrap();
+    assert_eq!(settings.url_mode, config::UrlMode::XForwarded(2));
+
+    // Empty disables a channel; an already prefixed WhatsApp number is kept.
+    let settings = load(&[
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_SMS_NUMBER", ""),
+        ("TWILIO_WHATSAPP_NUMBER", "whatsapp:+15005550007"),
+    ])
+    .unwrap();
+    assert_eq!(settings.sms_number, None);
+    assert_eq!(
+        settings.whatsapp_number.as_deref(),
+        Some("whatsapp:+15005550007")
+    );
+}
+
+#[test]
+fn config_bad_values_name_the_variable() {
+    let cases: &[(&[(&'static str, &str)], &str)] = &[
+        (&[("BIND_ADDR", "localhost")], "BIND_ADDR"),
+        (&[("BIND_ADDR", "127.0.0.1")], "BIND_ADDR"),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("PUBLIC_BASE_URL", "ftp://example.com"),
+            ],
+            "PUBLIC_BASE_URL",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("PUBLIC_BASE_URL", "https://u:p@example.com"),
+            ],
+            "PUBLIC_BASE_URL",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("PUBLIC_BASE_URL", "not a url"),
+            ],
+            "PUBLIC_BASE_URL",
+        ),
+        (
+            &[("TWILIO_AUTH_TOKEN", TOKEN), ("TRUST_FORWARDED_HOPS", "0")],
+            "TRUST_FORWARDED_HOPS",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TRUST_FORWARDED_HOPS", "two"),
+            ],
+            "TRUST_FORWARDED_HOPS",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TRUST_FORWARDED_HOPS", "1"),
+                ("PUBLIC_BASE_URL", "https://a.example"),
+            ],
+            "TRUST_FORWARDED_HOPS",
+        ),
+        (&[("TWILIO_AUTH_TOKEN", "")], "TWILIO_AUTH_TOKEN"),
+        (&[("TWILIO_SMS_NUMBER", "555-0100")], "TWILIO_SMS_NUMBER"),
+        (
+            &[("TWILIO_WHATSAPP_NUMBER", "whatsapp:")],
+            "TWILIO_WHATSAPP_NUMBER",
+        ),
+    ];
+    for &(pairs, variable) in cases {
+        let err = load(pairs).expect_err(variable);
+        assert_eq!(err.variable, variable, "{pairs:?}");
+        let line = err.to_string();
+        assert!(line.starts_with(variable) && !line.contains('\n'), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn config_trusting_forwarded_headers() {
+    let settings = load(&[("TWILIO_AUTH_TOKEN", TOKEN), ("TRUST_FORWARDED_HOPS", "1")]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let server = Server::serve(
+        listener,
+        settings.signature_layer(bound).unwrap(),
+        default_config(),
+    )
+    .await;
+    let params = [
+        ("Location", "GetCustomersList"),
+        ("Worker", "w"),
+        ("PageSize", "2"),
+    ];
+    let public = "https://frontline.example.com/callbacks/crm";
+    let request = |forwarded: bool| {
+        let mut request = Request::post(server.url("/callbacks/crm"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sign(TOKEN, public, params));
+        if forwarded {
+            request = request
+                .header("x-forwarded-proto", "https")
+                .header("x-forwarded-host", "frontline.example.com");
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        request.body(Full::new(Bytes::from(body))).unwrap()
+    };
+    let (status, body) = server.send(request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["1", "2"]);
+    assert_eq!(server.send(request(false)).await.0, StatusCode::FORBIDDEN);
+}
