@@ -269,6 +269,14 @@ impl Candidates {
             for port in ports {
                 c.push(parts, port, false, true);
             }
+            // A proxy that strips a path prefix sends `/` for the prefix itself, whether
+            // Twilio called `/prefix` or `/prefix/`: try the form without the slash too.
+            if !parts.prefix.is_empty() && parts.path == "/" {
+                let bare = UrlParts { path: "", ..*parts };
+                for port in ports {
+                    c.push(&bare, port, false, true);
+                }
+            }
             if extra_forms {
                 c.push_extra_forms(parts, &ports);
             }
@@ -371,13 +379,15 @@ fn legacy_querystring(q: &str) -> String {
 pub(crate) fn parse_full_url(url: &str) -> Result<UrlParts<'_>, SignatureErrorKind> {
     let err = SignatureErrorKind::NoUrl;
     let (scheme, rest) = url.split_once("://").ok_or(err)?;
-    let (https, websocket) = match scheme.to_ascii_lowercase().as_str() {
-        "https" => (true, false),
-        "http" => (false, false),
-        "wss" => (true, true),
-        "ws" => (false, true),
-        _ => return Err(err),
-    };
+    let (https, websocket) = [
+        ("https", (true, false)),
+        ("http", (false, false)),
+        ("wss", (true, true)),
+        ("ws", (false, true)),
+    ]
+    .into_iter()
+    .find_map(|(name, kind)| scheme.eq_ignore_ascii_case(name).then_some(kind))
+    .ok_or(err)?;
     if url.contains('#') {
         return Err(err);
     }
@@ -642,6 +652,31 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(urls(&Candidates::build(&parts(url), false)), want, "{url}");
         }
+    }
+
+    #[test]
+    fn prefix_root_is_tried_with_and_without_its_slash() {
+        let p = UrlParts {
+            prefix: "/twilio",
+            path: "/",
+            query: Some("a=1"),
+            ..parts("https://h.test/")
+        };
+        assert_eq!(
+            urls(&Candidates::build(&p, false)),
+            [
+                "https://h.test/twilio/?a=1",
+                "https://h.test:443/twilio/?a=1",
+                "https://h.test/twilio?a=1",
+                "https://h.test:443/twilio?a=1",
+            ]
+        );
+        let p = UrlParts {
+            prefix: "/twilio",
+            path: "/sms",
+            ..parts("https://h.test/")
+        };
+        assert_eq!(Candidates::build(&p, false).iter().count(), 2);
     }
 
     #[test]
