@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
 /// The request body handed to the inner service: the bytes the layer buffered and
@@ -60,11 +60,21 @@ impl Body for VerifiedBody {
     }
 }
 
-/// Collects frames into one buffer, without copying when the body arrives in one piece.
+/// Frames smaller than this are copied together rather than kept one by one.
+const COALESCE: usize = 8 * 1024;
+
+/// Collects frames, then joins them once, into a buffer of exactly the body's size.
+///
+/// Large frames (usually slices of the connection's own read buffer) are kept as they
+/// arrive rather than copied into a growing buffer, whose doubling would hold up to twice
+/// the body per request while it waits. Small frames are copied together, so a body sent in
+/// tiny chunks costs no more than its size. A body that arrives in one frame is never copied.
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     first: Option<Bytes>,
-    rest: Option<bytes::BytesMut>,
+    frames: Vec<Bytes>,
+    tail: BytesMut,
+    len: usize,
 }
 
 impl Buffer {
@@ -72,23 +82,50 @@ impl Buffer {
         if data.is_empty() {
             return;
         }
-        match (&mut self.first, &mut self.rest) {
-            (None, _) => self.first = Some(data),
-            (Some(first), None) => {
-                let mut joined = bytes::BytesMut::with_capacity(first.len() + data.len());
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(&data);
-                self.rest = Some(joined);
+        self.len += data.len();
+        if self.len == data.len() {
+            self.first = Some(data);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.add(first);
+        }
+        self.add(data);
+    }
+
+    fn add(&mut self, data: Bytes) {
+        if data.len() >= COALESCE {
+            self.flush_tail();
+            self.frames.push(data);
+        } else {
+            self.tail.extend_from_slice(&data);
+            if self.tail.len() >= COALESCE {
+                self.flush_tail();
             }
-            (Some(_), Some(rest)) => rest.extend_from_slice(&data),
         }
     }
 
-    pub(crate) fn finish(self) -> Bytes {
-        match (self.first, self.rest) {
-            (_, Some(rest)) => rest.freeze(),
-            (Some(first), None) => first,
-            (None, None) => Bytes::new(),
+    fn flush_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.frames.push(self.tail.split().freeze());
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Bytes {
+        if let Some(first) = self.first {
+            return first;
+        }
+        self.flush_tail();
+        match self.frames.len() {
+            0 => Bytes::new(),
+            1 => self.frames.pop().expect("one frame"),
+            _ => {
+                let mut joined = BytesMut::with_capacity(self.len);
+                for frame in &self.frames {
+                    joined.extend_from_slice(frame);
+                }
+                joined.freeze()
+            }
         }
     }
 }
@@ -110,6 +147,29 @@ mod tests {
         let src = Bytes::from_static(b"xyz");
         one.push(src.clone());
         assert_eq!(one.finish().as_ptr(), src.as_ptr());
+    }
+
+    #[test]
+    fn tiny_frames_are_coalesced_and_large_ones_kept() {
+        let mut b = Buffer::default();
+        let mut want = Vec::new();
+        for i in 0..100_000u32 {
+            let byte = (i % 251) as u8;
+            b.push(Bytes::copy_from_slice(&[byte]));
+            want.push(byte);
+        }
+        assert!(
+            b.frames.len() <= 100_000 / COALESCE + 1,
+            "{} frames",
+            b.frames.len()
+        );
+        let big = Bytes::from(vec![7u8; COALESCE * 2]);
+        b.push(big.clone());
+        assert_eq!(b.frames.last().map(|f| f.as_ptr()), Some(big.as_ptr()));
+        want.extend_from_slice(&big);
+        b.push(Bytes::from_static(b"end"));
+        want.extend_from_slice(b"end");
+        assert_eq!(b.finish(), want);
     }
 
     #[test]

@@ -1,0 +1,572 @@
+//! The servers and the memory client that `bench/load` drives: the Frontline app with and
+//! without `TwilioSignatureLayer`, on two loopback ports, and a client that holds many
+//! signed bodies near the body limit in flight at once against a fresh server.
+//!
+//! ```text
+//! load_target serve DIR              # both servers; writes the signed requests to DIR
+//! load_target serve-mem LIMIT        # one server with the layer, body limit LIMIT bytes
+//! load_target flood ADDR PID LIMIT CONNS form|hash
+//! ```
+//!
+//! `serve` prints `with http://127.0.0.1:P` and `without http://127.0.0.1:Q`, then one
+//! line per request it wrote: `request NAME PATH`, with `DIR/NAME.body` and `DIR/NAME.sig`
+//! holding the form body and the `X-Twilio-Signature` for the server with the layer.
+//!
+//! The app without the layer is built from the Frontline handlers, customer book and
+//! templates themselves (`examples/frontline/app/{handlers,customers,templates}.rs`), with
+//! the same routes, body timeout and trace layer as `app::app`; only the signature layer
+//! is left out. The handlers take a `VerifiedWebhook`, so that app inserts one, made once
+//! at startup, into every request.
+//!
+//! `flood` opens CONNS connections to ADDR, sends each a signed body of exactly LIMIT bytes
+//! but its last byte, waits until every connection got that far and the server read all of
+//! it (nothing left queued in the kernel, per `/proc/net/tcp`), sends the last bytes, reads
+//! every answer and prints the server's (PID) memory: `VmRSS` before, while the bodies are
+//! held, and after, and `VmHWM` after.
+//! `form` bodies are form posts to `/callbacks/conversations`; `hash` bodies are
+//! `application/octet-stream` with `bodySHA256` in the URL (the handler then answers 415:
+//! the layer let it through).
+// The counters the Frontline binary prints at shutdown are not used here.
+#[allow(dead_code)]
+#[path = "frontline/app/mod.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Barrier;
+use tower_twilio_signature::{sign, url_with_body_sha256, TwilioSignatureLayer, Verifier};
+
+use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
+
+/// A made-up Auth Token.
+const TOKEN: &str = "5c3e1b7a9d2f4e6a8b0c1d3e5f7a9b2c";
+
+const USAGE: &str =
+    "usage: load_target serve DIR | serve-mem LIMIT | flood ADDR PID LIMIT CONNS form|hash";
+
+fn config() -> AppConfig {
+    AppConfig {
+        sms_number: Some("+12025550100".to_owned()),
+        whatsapp_number: Some("whatsapp:+12025550101".to_owned()),
+        request_body_timeout: REQUEST_BODY_TIMEOUT,
+    }
+}
+
+/// Form parameters, in order.
+type Form = Vec<(String, String)>;
+
+/// The signed requests the load generator sends: a name, a path and the form.
+fn requests() -> Vec<(&'static str, &'static str, Form)> {
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let crm = owned(&[
+        ("Location", "GetCustomerDetailsByCustomerId"),
+        ("CustomerId", "3"),
+        ("Worker", "bob@example.com"),
+    ]);
+    // The SMS webhook fixture's parameters, as a Conversations post-event webhook.
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/sms-webhook.json"))
+            .expect("the fixture is JSON");
+    let mut sms: Vec<(String, String)> = fixture["form"]
+        .as_array()
+        .expect("the fixture has a form")
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_owned(),
+                pair[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    sms.push(("EventType".to_owned(), "onMessageAdded".to_owned()));
+    vec![
+        ("crm", "/callbacks/crm", crm),
+        ("sms", "/callbacks/conversations", sms),
+    ]
+}
+
+fn form_body(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["serve", dir] => serve(PathBuf::from(dir)).await,
+        ["serve-mem", limit] => match limit.parse() {
+            Ok(limit) => serve_mem(limit).await,
+            Err(_) => Err(USAGE.to_owned()),
+        },
+        ["flood", addr, pid, limit, conns, mode] => {
+            match (addr.parse(), pid.parse(), limit.parse(), conns.parse()) {
+                (Ok(addr), Ok(pid), Ok(limit), Ok(conns))
+                    if limit >= 64 && conns > 0 && matches!(*mode, "form" | "hash") =>
+                {
+                    flood(addr, pid, limit, conns, *mode == "hash").await
+                }
+                _ => Err(USAGE.to_owned()),
+            }
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("load_target: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bind() -> Result<(TcpListener, SocketAddr), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, addr))
+}
+
+/// Both servers, until killed.
+async fn serve(dir: PathBuf) -> Result<(), String> {
+    let config = config();
+    let (with_listener, with_addr) = bind().await?;
+    let (without_listener, without_addr) = bind().await?;
+    let base = format!("http://{with_addr}");
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .and_then(|l| l.public_base_url(&base))
+        .map_err(|e| e.to_string())?;
+
+    let with = app::app(layer, AppState::new(&config), &config);
+
+    // A `VerifiedWebhook` as the layer would hand it to the handlers.
+    let (_, path, pairs) = &requests()[0];
+    let url = format!("{base}{path}");
+    let pairs_ref = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let signature = sign(TOKEN, &url, pairs_ref.clone());
+    let webhook = Verifier::new(TOKEN)
+        .map_err(|e| e.to_string())?
+        .verify_form(&url, pairs_ref, &signature, None)
+        .map_err(|e| format!("cannot make a VerifiedWebhook: {e:?}"))?;
+    let without = bare::app(bare::AppState::new(&config), &config).layer(axum::Extension(webhook));
+
+    println!("with http://{with_addr}");
+    println!("without http://{without_addr}");
+    for (name, path, pairs) in requests() {
+        let url = format!("{base}{path}");
+        let signature = sign(
+            TOKEN,
+            &url,
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        std::fs::write(dir.join(format!("{name}.body")), form_body(&pairs))
+            .and_then(|()| std::fs::write(dir.join(format!("{name}.sig")), signature))
+            .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+        println!("request {name} {path}");
+    }
+    println!("ready");
+
+    let with = tokio::spawn(async move { axum::serve(with_listener, with).await });
+    let without = tokio::spawn(async move { axum::serve(without_listener, without).await });
+    let (a, b) = tokio::join!(with, without);
+    for result in [a, b] {
+        result
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The app with the layer and this body limit, until killed.
+async fn serve_mem(limit: usize) -> Result<(), String> {
+    let config = config();
+    let (listener, addr) = bind().await?;
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .and_then(|l| l.public_base_url(&format!("http://{addr}")))
+        .map_err(|e| e.to_string())?
+        .body_limit(limit);
+    let router = app::app(layer, AppState::new(&config), &config);
+    println!("with http://{addr}");
+    println!("ready");
+    axum::serve(listener, router)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A signed request of exactly `limit` body bytes: the head and the body.
+fn big_request(addr: SocketAddr, limit: usize, hash: bool) -> (Vec<u8>, Vec<u8>) {
+    let base = format!("http://{addr}");
+    let path = "/callbacks/conversations";
+    let (url, content_type, body, signature) = if hash {
+        let body: Vec<u8> = (0..limit).map(|i| (i % 251) as u8).collect();
+        let url = url_with_body_sha256(&format!("{base}{path}"), &body);
+        let signature = sign(TOKEN, &url, std::iter::empty::<(&str, &str)>());
+        (url, "application/octet-stream", body, signature)
+    } else {
+        let prefix = "EventType=onMessageAdded&Body=";
+        let text = "x".repeat(limit - prefix.len());
+        let url = format!("{base}{path}");
+        let signature = sign(
+            TOKEN,
+            &url,
+            [("EventType", "onMessageAdded"), ("Body", text.as_str())],
+        );
+        let body = format!("{prefix}{text}").into_bytes();
+        (url, "application/x-www-form-urlencoded", body, signature)
+    };
+    assert_eq!(body.len(), limit);
+    let target = url.strip_prefix(&base).unwrap_or(&url);
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nX-Twilio-Signature: {signature}\r\n\r\n",
+        body.len()
+    );
+    (head.into_bytes(), body)
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The bytes sent to or from `port` on 127.0.0.1 that the kernel still queues: not yet
+/// read by the receiver, or not yet acknowledged.
+fn queued_bytes(port: u16) -> u64 {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return 0;
+    };
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+            if !local.ends_with(&port) && !remote.ends_with(&port) {
+                return None;
+            }
+            let (tx, rx) = queues.split_once(':')?;
+            Some(u64::from_str_radix(tx, 16).ok()? + u64::from_str_radix(rx, 16).ok()?)
+        })
+        .sum()
+}
+
+/// Many bodies near the limit in flight at once; prints the server's memory.
+async fn flood(
+    addr: SocketAddr,
+    pid: u32,
+    limit: usize,
+    conns: usize,
+    hash: bool,
+) -> Result<(), String> {
+    let (head, body) = big_request(addr, limit, hash);
+    let (head, body) = (Arc::new(head), Arc::new(body));
+    let expected = if hash { 415 } else { 200 };
+
+    // One request first, so the baseline counts a warmed-up server.
+    let status = one_request(addr, &head, &body, None).await?;
+    if status != expected {
+        return Err(format!("warm-up request got {status}, expected {expected}"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = proc_status_kib(pid, "VmRSS").ok_or("cannot read the server's VmRSS")?;
+    let hwm_before = proc_status_kib(pid, "VmHWM").ok_or("cannot read the server's VmHWM")?;
+
+    // Reached twice: when every connection sent all but its last byte, then to send it.
+    let held = Arc::new(Barrier::new(conns + 1));
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (head, body, held) = (head.clone(), body.clone(), held.clone());
+        handles.push(tokio::spawn(async move {
+            one_request(addr, &head, &body, Some(&held)).await
+        }));
+    }
+    // Every connection has sent all but its last byte; once the kernel holds none of it
+    // (the server read it all), sample, then let the last bytes go.
+    held.wait().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queued_bytes(addr.port()) > 0 {
+        if Instant::now() > deadline {
+            return Err("the server did not read the bodies within 30 s".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss_held = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    held.wait().await;
+    let mut statuses = Vec::with_capacity(conns);
+    for handle in handles {
+        statuses.push(handle.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    let hwm = proc_status_kib(pid, "VmHWM").ok_or("cannot read the server's VmHWM")?;
+    let wrong = statuses.iter().filter(|&&s| s != expected).count();
+
+    let mode = if hash { "hash" } else { "form" };
+    let budget_kib = (limit * conns / 1024) as u64;
+    println!(
+        "memory mode={mode} limit={limit} conns={conns} expected_status={expected} \
+         wrong_status={wrong} elapsed_ms={} rss_before_kib={rss_before} \
+         hwm_before_kib={hwm_before} rss_held_kib={rss_held} hwm_kib={hwm} \
+         rss_after_kib={rss_after} limit_x_conns_kib={budget_kib}",
+        elapsed.as_millis()
+    );
+    if wrong > 0 {
+        return Err(format!("{wrong} of {conns} answers were not {expected}"));
+    }
+    Ok(())
+}
+
+/// Sends one request, optionally holding its last byte until `held` is reached by all,
+/// and returns the answer's status.
+async fn one_request(
+    addr: SocketAddr,
+    head: &[u8],
+    body: &[u8],
+    held: Option<&Barrier>,
+) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (most, last) = body.split_at(body.len() - 1);
+    stream.write_all(head).await.map_err(|e| e.to_string())?;
+    stream.write_all(most).await.map_err(|e| e.to_string())?;
+    if let Some(held) = held {
+        held.wait().await;
+        held.wait().await;
+    }
+    stream.write_all(last).await.map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before an answer".to_owned());
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    std::str::from_utf8(&answer)
+        .ok()
+        .and_then(|text| text.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| "malformed status line".to_owned())
+}
+
+/// The Frontline app without the signature layer: the example's own handlers, customer
+/// book and templates, and a copy of the glue in `app/mod.rs` they need (state, errors,
+/// parameters), which `app::app` keeps private.
+// Its handlers, customers and templates are the files `app` loads too, on purpose.
+#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
+#[path = "frontline/app"]
+mod bare {
+    mod customers;
+    mod handlers;
+    mod templates;
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use axum::extract::{FromRequest, Request};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use axum::{Form, Json, Router};
+    use serde_json::json;
+    use tower_http::timeout::RequestBodyTimeoutLayer;
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    use tracing::Level;
+
+    use self::customers::{Customer, SAMPLE_CUSTOMERS};
+    use crate::app::AppConfig;
+
+    /// The same routes, fallbacks and outer layers as `app::app`, without the signature
+    /// layer (and without `/healthz`, which the load test does not use).
+    pub(crate) fn app(state: AppState, config: &AppConfig) -> Router {
+        Router::new()
+            .route("/callbacks/crm", post(handlers::crm))
+            .route(
+                "/callbacks/outgoing-conversation",
+                post(handlers::outgoing_conversation),
+            )
+            .route("/callbacks/templates", post(handlers::templates))
+            .route("/callbacks/routing", post(handlers::routing))
+            .route("/callbacks/conversations", post(handlers::conversations))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(state)
+            .layer(RequestBodyTimeoutLayer::new(config.request_body_timeout))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+    }
+
+    async fn not_found(uri: axum::http::Uri) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no callback at {}", uri.path()),
+        )
+    }
+
+    async fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: Frontline callbacks are POST requests",
+        )
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum ConversationUpdate {
+        AddWorker {
+            conversation_sid: String,
+            worker: String,
+        },
+        TagCustomer {
+            conversation_sid: String,
+            participant_sid: String,
+            customer_id: String,
+        },
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct AppState {
+        inner: Arc<Inner>,
+    }
+
+    #[derive(Debug)]
+    struct Inner {
+        customers: &'static [Customer],
+        sms_number: Option<String>,
+        whatsapp_number: Option<String>,
+        callbacks_handled: AtomicU64,
+        updates: Mutex<Vec<ConversationUpdate>>,
+    }
+
+    impl AppState {
+        pub(crate) fn new(config: &AppConfig) -> Self {
+            Self {
+                inner: Arc::new(Inner {
+                    customers: SAMPLE_CUSTOMERS,
+                    sms_number: config.sms_number.clone(),
+                    whatsapp_number: config.whatsapp_number.clone(),
+                    callbacks_handled: AtomicU64::new(0),
+                    updates: Mutex::new(Vec::new()),
+                }),
+            }
+        }
+
+        fn customers(&self) -> &'static [Customer] {
+            self.inner.customers
+        }
+
+        fn customer(&self, id: &str) -> Option<&'static Customer> {
+            self.customers().iter().find(|c| c.customer_id == id)
+        }
+
+        fn customer_by_address(&self, address: &str) -> Option<&'static Customer> {
+            self.customers().iter().find(|c| c.has_address(address))
+        }
+
+        fn count_callback(&self) {
+            self.inner.callbacks_handled.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn record(&self, update: ConversationUpdate) {
+            self.inner
+                .updates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(update);
+        }
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct ApiError {
+        status: StatusCode,
+        message: String,
+    }
+
+    impl ApiError {
+        fn new(status: StatusCode, message: impl Into<String>) -> Self {
+            Self {
+                status,
+                message: message.into(),
+            }
+        }
+
+        fn missing(name: &str) -> Self {
+            Self::new(StatusCode::BAD_REQUEST, format!("missing parameter {name}"))
+        }
+
+        fn bad(name: &str, why: &str) -> Self {
+            Self::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid parameter {name}: {why}"),
+            )
+        }
+
+        fn unknown_location(location: &str) -> Self {
+            Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("unknown Location {location:?}"),
+            )
+        }
+
+        fn not_found(message: String) -> Self {
+            Self::new(StatusCode::NOT_FOUND, message)
+        }
+    }
+
+    impl IntoResponse for ApiError {
+        fn into_response(self) -> Response {
+            (self.status, Json(json!({ "error": self.message }))).into_response()
+        }
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Params(Vec<(String, String)>);
+
+    impl<S: Send + Sync> FromRequest<S> for Params {
+        type Rejection = ApiError;
+
+        async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+            match Form::<Vec<(String, String)>>::from_request(req, state).await {
+                Ok(Form(pairs)) => Ok(Self(pairs)),
+                Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+            }
+        }
+    }
+
+    impl Params {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn require(&self, name: &str) -> Result<&str, ApiError> {
+            self.get(name).ok_or_else(|| ApiError::missing(name))
+        }
+    }
+}
