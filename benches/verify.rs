@@ -1,2 +1,184 @@
-//! Benchmarks (filled in below).
-fn main() {}
+//! Criterion benchmarks of the hot path on a typical inbound SMS webhook
+//! (`tests/fixtures/sms-webhook.json`): the framework-free [`Verifier`] and the whole layer
+//! through `tower::ServiceExt::oneshot` on a no-op service.
+//!
+//! Run with `cargo bench --bench verify`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use tower::{service_fn, Layer, ServiceExt};
+use tower_twilio_signature::{
+    sign, url_with_body_sha256, TwilioSignatureLayer, VerifiedBody, Verifier,
+};
+
+/// The fixture: a typical inbound SMS webhook and the signature twilio-node computed.
+#[derive(Deserialize)]
+struct Fixture {
+    token: String,
+    url: String,
+    form: Vec<(String, String)>,
+    signature: String,
+}
+
+fn fixture() -> Fixture {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sms-webhook.json"
+    );
+    let text = std::fs::read_to_string(path).expect("fixture readable");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Requests built ahead of each timed batch: few enough to stay in cache, as a request
+/// fresh from the HTTP parser would be.
+const LAYER_BATCH: u64 = 64;
+
+/// A well-formed signature (base64 of 20 bytes) that matches no candidate.
+const WRONG_SIGNATURE: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// A JSON event body of about 4 KiB.
+fn json_body() -> Vec<u8> {
+    let mut body = String::from("{\"EventType\":\"onMessageAdded\",\"Messages\":[");
+    let mut i = 0;
+    while body.len() < 4000 {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            "{{\"Index\":{i},\"Author\":\"+14155550100\",\"Body\":\"Message number {i} of the conversation\"}}"
+        ));
+        i += 1;
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let f = fixture();
+    let verifier = Verifier::new(&f.token).unwrap();
+    let pairs: Vec<(&str, &str)> = f
+        .form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert!(verifier
+        .verify_form(&f.url, &pairs, &f.signature, None)
+        .is_ok());
+    assert!(verifier
+        .verify_form(&f.url, &pairs, WRONG_SIGNATURE, None)
+        .is_err());
+
+    let body = json_body();
+    let json_url = url_with_body_sha256(&f.url, &body);
+    let json_sig = sign(&f.token, &json_url, [] as [(&str, &str); 0]);
+    assert!(verifier
+        .verify_body(&json_url, &body, &json_sig, None)
+        .is_ok());
+
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("valid_sms", |b| {
+        b.iter(|| {
+            verifier.verify_form(
+                black_box(&f.url),
+                black_box(&pairs),
+                black_box(&f.signature),
+                None,
+            )
+        });
+    });
+    g.bench_function("invalid_sms", |b| {
+        b.iter(|| {
+            verifier.verify_form(
+                black_box(&f.url),
+                black_box(&pairs),
+                black_box(WRONG_SIGNATURE),
+                None,
+            )
+        });
+    });
+    g.bench_function("json_4k", |b| {
+        b.iter(|| {
+            verifier.verify_body(
+                black_box(&json_url),
+                black_box(&body),
+                black_box(&json_sig),
+                None,
+            )
+        });
+    });
+    g.finish();
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let f = fixture();
+    let (base, path) = split_base(&f.url);
+    let layer = TwilioSignatureLayer::new(&f.token)
+        .unwrap()
+        .public_base_url(base)
+        .unwrap();
+    let service = layer.layer(service_fn(|_req: Request<VerifiedBody>| async {
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    }));
+    let body = Bytes::from(
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&f.form)
+            .finish(),
+    );
+    let request = |signature: &str| {
+        Request::post(path)
+            .header("host", "internal:8080")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-length", body.len())
+            .header("x-twilio-signature", signature)
+            .body(Full::new(body.clone()))
+            .unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let run = |req| rt.block_on(service.clone().oneshot(req)).unwrap();
+    assert_eq!(run(request(&f.signature)).status(), StatusCode::OK);
+    assert_eq!(
+        run(request(WRONG_SIGNATURE)).status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let mut g = c.benchmark_group("layer");
+    g.bench_function("valid_sms", |b| {
+        b.iter_batched(
+            || request(&f.signature),
+            &run,
+            BatchSize::NumIterations(LAYER_BATCH),
+        );
+    });
+    g.bench_function("rejected_sms", |b| {
+        b.iter_batched(
+            || request(WRONG_SIGNATURE),
+            &run,
+            BatchSize::NumIterations(LAYER_BATCH),
+        );
+    });
+    g.finish();
+}
+
+/// Splits `https://host/path` into the base URL and the request path.
+fn split_base(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    url.split_at(path_start)
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench_verify(&mut c);
+    bench_layer(&mut c);
+    c.final_summary();
+}

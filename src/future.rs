@@ -157,13 +157,14 @@ where
                     };
                     let Job {
                         mut parts,
-                        pending,
+                        mut pending,
                         mut inner,
                         config,
                         mut rejection,
                     } = job.take().expect("ResponseFuture polled after completion");
-                    let verified = outcome
-                        .and_then(|bytes| finish(&config, &pending, &bytes).map(|v| (v, bytes)));
+                    let verified = outcome.and_then(|bytes| {
+                        finish(&config, &mut pending, &bytes).map(|v| (v, bytes))
+                    });
                     match verified {
                         Ok((verified, bytes)) => {
                             parts.extensions.insert(verified);

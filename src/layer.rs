@@ -22,7 +22,7 @@ use crate::error::{
 use crate::future::ResponseFuture;
 use crate::keys::KeyChoice;
 use crate::signature::{
-    body_hash_matches, body_hash_param, find_match, parse_form, SignatureBytes, Verifier,
+    body_hash_matches, body_hash_param, find_match, Params, SignatureBytes, Verifier,
 };
 use crate::url::{parts_from_request, BaseUrl, Candidates, UrlSource};
 use crate::verified::VerifiedWebhook;
@@ -381,7 +381,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let pending = match prepare(&self.config, &req) {
+        let mut pending = match prepare(&self.config, &req) {
             Ok(p) => p,
             Err(err) => {
                 return ResponseFuture::done(reject(&self.config, &mut self.rejection, err, None));
@@ -392,7 +392,7 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         if pending.websocket {
             // A handshake has no body to buffer (under HTTP/2 the body is the stream).
-            return match finish(&self.config, &pending, &Bytes::new()) {
+            return match finish(&self.config, &mut pending, &Bytes::new()) {
                 Ok(verified) => {
                     let (mut parts, _body) = req.into_parts();
                     parts.extensions.insert(verified);
@@ -530,14 +530,15 @@ pub(crate) fn prepare<B: Body>(
 /// Verifies the request once its body is in.
 pub(crate) fn finish(
     config: &Config,
-    pending: &Pending,
+    pending: &mut Pending,
     body: &Bytes,
 ) -> Result<VerifiedWebhook, SignatureError> {
     let keys = pending.keys.keys(&config.verifier.keys);
+    let mut scratch = Vec::new();
     let params = match &pending.mode {
-        BodyMode::Form => parse_form(body)?,
-        BodyMode::Hash(_) => Vec::new(),
-        BodyMode::Empty if body.is_empty() => Vec::new(),
+        BodyMode::Form => Params::from_form(body, &mut scratch)?,
+        BodyMode::Hash(_) => Params::default(),
+        BodyMode::Empty if body.is_empty() => Params::default(),
         BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
     };
     let (index, key) = find_match(&keys, &pending.candidates, &params, &pending.signature)
@@ -547,13 +548,8 @@ pub(crate) fn finish(
             return Err(SignatureErrorKind::BodyHashMismatch.into());
         }
     }
-    let url = pending
-        .candidates
-        .iter()
-        .nth(index)
-        .map_or_else(String::new, |(u, _)| u.to_owned());
     Ok(VerifiedWebhook::new(
-        url,
+        pending.candidates.take_url(index),
         key,
         keys.algorithm_of_match(),
         pending.idempotency.as_ref().and_then(|v| v.to_str().ok()),

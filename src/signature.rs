@@ -14,12 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
-use crate::keys::{Algorithm, KeySet, MatchedKey, PreparedMac, Selected};
+use crate::keys::{Algorithm, KeySet, MatchedKey, PreparedMac, Running, Selected};
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
-
-/// A form parameter, decoded.
-pub(crate) type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// The most form parameters a request may carry. Twilio sends a few dozen; the cap keeps
 /// the memory a hostile body can cost close to the body itself.
@@ -71,14 +68,9 @@ where
     V: AsRef<str>,
 {
     let owned: Vec<I::Item> = params.into_iter().collect();
-    let mut pairs = borrow_pairs(&owned);
-    canonicalize(&mut pairs);
     let mut mac = PreparedMac::new(algorithm, secret.as_bytes()).start();
     mac.update(url.as_bytes());
-    for (k, v) in &pairs {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
-    }
+    Params::from_items(&owned).feed(&mut mac);
     let mut out = [0u8; 32];
     let n = mac.finish(&mut out);
     STANDARD.encode(&out[..n])
@@ -116,60 +108,210 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
     format!("{url}{sep}bodySHA256={}", body_sha256(body))
 }
 
-/// Borrows caller-supplied pairs (owned tuples or references to them) as canonical pairs.
-fn borrow_pairs<'a, T, K, V>(items: &'a [T]) -> Vec<Pair<'a>>
-where
-    T: Borrow<(K, V)>,
-    K: AsRef<str> + 'a,
-    V: AsRef<str> + 'a,
-{
-    items
-        .iter()
-        .map(|item| {
+/// Form parameters in canonical order: by key then value (byte order), repeated identical
+/// pairs dropped. Names and values are borrowed from the caller's pairs or from the body;
+/// those that needed decoding, from one scratch buffer. A request costs a constant number
+/// of allocations whatever its parameters, and nothing is copied to be hashed.
+#[derive(Debug, Default)]
+pub(crate) struct Params<'a> {
+    /// The pairs as received.
+    pairs: Vec<(&'a str, &'a str)>,
+    /// Indices into `pairs`, in canonical order.
+    order: Vec<u64>,
+}
+
+/// The most low bits of a sort key that hold the pair's index.
+const INDEX_BITS: u32 = 16;
+
+/// A pair's sort key: the key's first bytes, big-endian and zero-padded, above its index
+/// in the low `bits` bits. Ordering by it never contradicts byte order, so most
+/// comparisons end here, and it sorts as a plain integer.
+#[inline]
+fn sort_key(key: &str, index: usize, bits: u32) -> u64 {
+    let key = key.as_bytes();
+    let head = match key.first_chunk::<8>() {
+        Some(eight) => u64::from_be_bytes(*eight),
+        None => key
+            .iter()
+            .enumerate()
+            .fold(0, |acc, (i, &b)| acc | u64::from(b) << (56 - 8 * i)),
+    };
+    head >> bits << bits | index as u64
+}
+
+impl<'a> Params<'a> {
+    /// Canonical pairs from caller-supplied ones (owned tuples or references to them), in
+    /// any order.
+    pub(crate) fn from_items<T, K, V>(items: &'a [T]) -> Self
+    where
+        T: Borrow<(K, V)>,
+        K: AsRef<str> + 'a,
+        V: AsRef<str> + 'a,
+    {
+        let mut pairs = Vec::with_capacity(items.len());
+        for item in items {
             let (k, v) = item.borrow();
-            (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref()))
-        })
-        .collect()
-}
-
-/// Sorts pairs by key then value (byte order) and drops repeated identical pairs.
-pub(crate) fn canonicalize(pairs: &mut Vec<Pair<'_>>) {
-    pairs.sort_unstable_by(|a, b| {
-        a.0.as_bytes()
-            .cmp(b.0.as_bytes())
-            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
-    });
-    pairs.dedup();
-}
-
-/// Decodes an `application/x-www-form-urlencoded` body into canonical pairs, exactly as
-/// `form_urlencoded` (and so axum's `Form`) decodes it. Text that is not UTF-8 once
-/// percent-decoded is refused, so no parameter is silently altered.
-pub(crate) fn parse_form(bytes: &[u8]) -> Result<Vec<Pair<'_>>, SignatureErrorKind> {
-    let mut pairs = Vec::new();
-    let mut lossy = false;
-    for (k, v) in form_urlencoded::parse(bytes) {
-        if pairs.len() == MAX_PARAMS {
-            return Err(SignatureErrorKind::MalformedBody);
+            pairs.push((k.as_ref(), v.as_ref()));
         }
-        lossy |= k.contains('\u{FFFD}') || v.contains('\u{FFFD}');
-        pairs.push((k, v));
+        Self::canonical(pairs)
     }
-    // A replacement character may be genuine; only then look closer.
-    if lossy && !strict_utf8(bytes) {
-        return Err(SignatureErrorKind::MalformedBody);
+
+    /// Decodes an `application/x-www-form-urlencoded` body exactly as `form_urlencoded`
+    /// (and so axum's `Form`) decodes it: pairs split on `&` (empty ones skipped), name and
+    /// value on the first `=`, `+` read as a space, then percent-decoded by
+    /// `percent_encoding`. Text that is not UTF-8 once decoded is refused, so no parameter
+    /// is silently altered. Names and values with nothing to decode are borrowed from the
+    /// body; decoded ones are written to `scratch`, so the cost in allocations is constant.
+    pub(crate) fn from_form(
+        bytes: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<Self, SignatureErrorKind> {
+        if bytes.is_empty() {
+            return Ok(Self::default());
+        }
+        let mut form = FormParts::new(bytes, scratch);
+        let segments = bytes.iter().filter(|&&b| b == b'&').count() + 1;
+        let mut pairs = Vec::with_capacity(segments.min(MAX_PARAMS));
+        for segment in bytes.split(|&b| b == b'&') {
+            if segment.is_empty() {
+                continue;
+            }
+            if pairs.len() == MAX_PARAMS {
+                return Err(SignatureErrorKind::MalformedBody);
+            }
+            let (name, value) = match segment.iter().position(|&b| b == b'=') {
+                Some(eq) => (&segment[..eq], &segment[eq + 1..]),
+                None => (segment, &segment[segment.len()..]),
+            };
+            pairs.push((form.part(name)?, form.part(value)?));
+        }
+        Ok(Self::canonical(pairs))
     }
-    canonicalize(&mut pairs);
-    Ok(pairs)
+
+    /// Orders by key then value (byte order) and drops repeated identical pairs.
+    fn canonical(pairs: Vec<(&'a str, &'a str)>) -> Self {
+        let mut order: Vec<u64>;
+        if pairs.len() <= 1 << INDEX_BITS {
+            // As few index bits as the pairs need, to keep as many key bytes as possible.
+            let bits = if pairs.len() <= 1 << 8 { 8 } else { INDEX_BITS };
+            let mask = (1 << bits) - 1;
+            let bytes = |i: u64| {
+                let (k, v) = pairs[(i & mask) as usize];
+                (k.as_bytes(), v.as_bytes())
+            };
+            // Integer keys first (cheap, and almost always decisive), then each run of
+            // equal prefixes by key and value.
+            order = pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| sort_key(k, i, bits))
+                .collect();
+            order.sort_unstable();
+            let same_prefix = |a: &u64, b: &u64| a >> bits == b >> bits;
+            let mut ties = false;
+            for run in order.chunk_by_mut(same_prefix) {
+                if run.len() > 1 {
+                    ties = true;
+                    run.sort_unstable_by(|&a, &b| bytes(a).cmp(&bytes(b)));
+                }
+            }
+            // Only pairs with the same prefix can be repeats.
+            if ties {
+                order.dedup_by(|a, b| same_prefix(a, b) && bytes(*a) == bytes(*b));
+            }
+            for i in &mut order {
+                *i &= mask;
+            }
+        } else {
+            let bytes = |i: u64| {
+                let (k, v) = pairs[i as usize];
+                (k.as_bytes(), v.as_bytes())
+            };
+            order = (0..pairs.len() as u64).collect();
+            order.sort_unstable_by(|&a, &b| bytes(a).cmp(&bytes(b)));
+            order.dedup_by(|a, b| bytes(*a) == bytes(*b));
+        }
+        Self { pairs, order }
+    }
+
+    /// The pairs in canonical order.
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.order.iter().map(|&i| self.pairs[i as usize])
+    }
+
+    /// Appends what the parameters add to the signed string: each key then its value.
+    pub(crate) fn feed(&self, mac: &mut Running) {
+        for (k, v) in self.iter() {
+            mac.update(k.as_bytes());
+            mac.update(v.as_bytes());
+        }
+    }
+
+    /// The pairs in canonical order.
+    #[cfg(test)]
+    fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.iter()
+    }
 }
 
-/// Whether every name and value of a form decodes to UTF-8 without replacement.
-fn strict_utf8(bytes: &[u8]) -> bool {
-    bytes.split(|&b| b == b'&').all(|segment| {
-        segment
-            .split(|&b| b == b'=')
-            .all(|part| percent_encoding::percent_decode(part).decode_utf8().is_ok())
-    })
+/// A form body being taken apart.
+struct FormParts<'a> {
+    bytes: &'a [u8],
+    /// The body, if it is UTF-8 as a whole (as it nearly always is).
+    text: Option<&'a str>,
+    /// The part of the scratch buffer not yet written: decoding never lengthens text, so
+    /// one buffer the size of the body holds every decoded name and value.
+    free: &'a mut [u8],
+}
+
+impl<'a> FormParts<'a> {
+    fn new(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> Self {
+        let free: &'a mut [u8] = if bytes.iter().any(|&b| b == b'+' || b == b'%') {
+            scratch.clear();
+            scratch.resize(bytes.len(), 0);
+            scratch
+        } else {
+            &mut []
+        };
+        Self {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+            free,
+        }
+    }
+
+    /// A name or value (a subslice of the body): borrowed when there is nothing to decode,
+    /// else decoded into the scratch buffer.
+    fn part(&mut self, raw: &'a [u8]) -> Result<&'a str, SignatureErrorKind> {
+        if raw.iter().any(|&b| b == b'+' || b == b'%') {
+            return self.decode(raw);
+        }
+        match self.text {
+            Some(text) => {
+                let start = raw.as_ptr() as usize - self.bytes.as_ptr() as usize;
+                Ok(&text[start..start + raw.len()])
+            }
+            None => std::str::from_utf8(raw).map_err(|_| SignatureErrorKind::MalformedBody),
+        }
+    }
+
+    fn decode(&mut self, raw: &[u8]) -> Result<&'a str, SignatureErrorKind> {
+        let out = &mut *self.free;
+        let mut n = 0;
+        for (i, piece) in raw.split(|&b| b == b'+').enumerate() {
+            if i > 0 {
+                out[n] = b' ';
+                n += 1;
+            }
+            for byte in percent_encoding::percent_decode(piece) {
+                out[n] = byte;
+                n += 1;
+            }
+        }
+        let (done, rest) = std::mem::take(&mut self.free).split_at_mut(n);
+        self.free = rest;
+        std::str::from_utf8(done).map_err(|_| SignatureErrorKind::MalformedBody)
+    }
 }
 
 /// The decoded `bodySHA256` of a query: `None` if absent, an error if given more than once.
@@ -216,6 +358,7 @@ impl SignatureBytes {
         if header.is_empty() {
             return Err(SignatureErrorKind::MissingHeader);
         }
+        // 20 or 32 bytes are 28 or 44 characters, padding included.
         if header.len() != 28 && header.len() != 44 {
             return Err(SignatureErrorKind::MalformedHeader);
         }
@@ -243,17 +386,16 @@ impl SignatureBytes {
 pub(crate) fn find_match(
     keys: &Selected<'_>,
     candidates: &Candidates,
-    params: &[Pair<'_>],
+    params: &Params<'_>,
     signature: &SignatureBytes,
 ) -> Option<(usize, MatchedKey)> {
-    let query_pairs = match candidates.query_params() {
+    let query_pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = match candidates.query_params() {
         Some(q) if candidates.iter().any(|(_, c)| c.query_params) => {
-            let mut pairs: Vec<Pair<'_>> = form_urlencoded::parse(q.as_bytes()).collect();
-            canonicalize(&mut pairs);
-            pairs
+            form_urlencoded::parse(q.as_bytes()).collect()
         }
         _ => Vec::new(),
     };
+    let query_params = Params::from_items(&query_pairs);
     let mut mac_out = [0u8; 32];
     for (mac, which) in keys.each() {
         if mac.algorithm().mac_len() != signature.len {
@@ -263,14 +405,11 @@ pub(crate) fn find_match(
             let mut running = mac.start();
             running.update(url.as_bytes());
             let tail = if candidate.query_params {
-                &query_pairs
+                &query_params
             } else {
                 params
             };
-            for (k, v) in tail {
-                running.update(k.as_bytes());
-                running.update(v.as_bytes());
-            }
+            tail.feed(&mut running);
             let n = running.finish(&mut mac_out);
             if bool::from(mac_out[..n].ct_eq(signature.as_slice())) {
                 return Some((index, which.to_owned()));
@@ -393,9 +532,7 @@ impl Verifier {
         V: AsRef<str>,
     {
         let owned: Vec<I::Item> = params.into_iter().collect();
-        let mut pairs = borrow_pairs(&owned);
-        canonicalize(&mut pairs);
-        self.verify_parts(url, &pairs, None, signature, settings)
+        self.verify_parts(url, &Params::from_items(&owned), None, signature, settings)
     }
 
     /// Verifies a request whose body is covered by `bodySHA256` in the URL's query
@@ -412,13 +549,13 @@ impl Verifier {
         signature: &str,
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError> {
-        self.verify_parts(url, &[], Some(body), signature, settings)
+        self.verify_parts(url, &Params::default(), Some(body), signature, settings)
     }
 
     fn verify_parts(
         &self,
         url: &str,
-        params: &[Pair<'_>],
+        params: &Params<'_>,
         body: Option<&[u8]>,
         signature: &str,
         settings: Option<&str>,
@@ -435,7 +572,7 @@ impl Verifier {
             },
             None => None,
         };
-        let candidates = Candidates::build(&parts, self.extra_url_forms);
+        let mut candidates = Candidates::build(&parts, self.extra_url_forms);
         let (index, key) = find_match(&keys, &candidates, params, &signature)
             .ok_or(SignatureErrorKind::Mismatch)?;
         if let Some((hash, body)) = body_hash {
@@ -443,9 +580,8 @@ impl Verifier {
                 return Err(SignatureErrorKind::BodyHashMismatch.into());
             }
         }
-        let url = candidates.iter().nth(index).map(|(u, _)| u.to_owned());
         Ok(VerifiedWebhook::new(
-            url.unwrap_or_default(),
+            candidates.take_url(index),
             key,
             keys.algorithm_of_match(),
             None,
@@ -465,6 +601,26 @@ impl Selected<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+    fn owned_pairs(params: &Params<'_>) -> Vec<Pair<'static>> {
+        params
+            .pairs()
+            .map(|(k, v)| (Cow::Owned(k.to_owned()), Cow::Owned(v.to_owned())))
+            .collect()
+    }
+
+    /// The canonical pairs of a form body.
+    fn parse_form(bytes: &[u8]) -> Result<Vec<Pair<'static>>, SignatureErrorKind> {
+        let mut scratch = Vec::new();
+        Params::from_form(bytes, &mut scratch).map(|p| owned_pairs(&p))
+    }
+
+    /// Puts pairs in canonical order, through [`Params`].
+    fn canonicalize(pairs: &mut Vec<Pair<'_>>) {
+        *pairs = owned_pairs(&Params::from_items(pairs));
+    }
 
     #[test]
     fn canonical_order_and_dedup() {
@@ -517,6 +673,76 @@ mod tests {
         assert!(parse_form("&".repeat(MAX_PARAMS * 2).as_bytes())
             .unwrap()
             .is_empty());
+    }
+
+    /// What `form_urlencoded::parse` yields, sorted and deduplicated, or `MalformedBody`
+    /// if a name or value is not UTF-8 once percent-decoded.
+    fn reference_form(bytes: &[u8]) -> Result<Vec<Pair<'static>>, SignatureErrorKind> {
+        let mut pairs: Vec<Pair<'static>> = Vec::new();
+        for (k, v) in form_urlencoded::parse(bytes) {
+            pairs.push((Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())));
+        }
+        let strict = bytes.split(|&b| b == b'&').all(|segment| {
+            segment
+                .split(|&b| b == b'=')
+                .all(|part| percent_encoding::percent_decode(part).decode_utf8().is_ok())
+        });
+        if !strict {
+            return Err(SignatureErrorKind::MalformedBody);
+        }
+        pairs.sort();
+        pairs.dedup();
+        Ok(pairs)
+    }
+
+    #[test]
+    fn form_decoding_agrees_with_form_urlencoded() {
+        let tokens: [&[u8]; 13] = [
+            b"a", b"B", b"=", b"&", b"+", b"%", b"%4", b"1", b"%c3", b"%A9", b"\xc3", b"\xa9",
+            b"%zz",
+        ];
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last = inputs.clone();
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|prefix| {
+                    tokens.iter().map(move |t| {
+                        let mut s = prefix.clone();
+                        s.extend_from_slice(t);
+                        s
+                    })
+                })
+                .collect();
+            inputs.extend(last.iter().cloned());
+        }
+        // Keys that share their first 8 bytes, or are prefixes of each other.
+        inputs.push(
+            b"MessagingSid=2&MessageSid=1&MessagingSid=1&Messagin=&MessagingSid=1&Messag=x"
+                .to_vec(),
+        );
+        inputs.push(b"abcdefghij=1&abcdefgh=2&abcdefghi=3&abcdefgh%00=4&abcdefg=5".to_vec());
+        inputs.push((0..=255u8).cycle().take(700).collect());
+        for input in &inputs {
+            assert_eq!(
+                parse_form(input),
+                reference_form(input),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn more_pairs_than_sort_keys_can_index() {
+        let owned: Vec<(String, String)> = (0..(1usize << INDEX_BITS) + 10)
+            .map(|i| (format!("key{}", i % 997), format!("{}", i % 13)))
+            .collect();
+        let mut want: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (&**k, &**v)).collect();
+        want.sort_unstable();
+        want.dedup();
+        let got: Vec<(&str, &str)> = Params::from_items(&owned).pairs().collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn is_path_byte(b: u8) -> bool {
 
 /// Splits `host[:port]` (IPv6 hosts in brackets). `None` if malformed or if it carries user info.
 pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
-    if a.is_empty() || a.contains('@') {
+    if a.is_empty() || a.bytes().any(|b| b == b'@') {
         return None;
     }
     let (host, port) = if a.starts_with('[') {
@@ -129,8 +129,8 @@ pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
             (host, Some(rest.strip_prefix(':')?))
         }
     } else {
-        match a.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
+        match a.bytes().position(|b| b == b':') {
+            Some(i) => (&a[..i], Some(&a[i + 1..])),
             None => (a, None),
         }
     };
@@ -140,12 +140,28 @@ pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         } else {
-            host.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b))
+            host.bytes().all(|b| HOST_BYTE[usize::from(b)])
         };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
     (host_ok && port_ok).then_some((host, port))
 }
+
+/// Bytes a registered host name may hold: letters, digits, and `-._~!$&'()*+;=%`.
+static HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let punctuation = b"-._~!$&'()*+;=%";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// The pieces of one public URL, borrowed from configuration and the request.
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +196,20 @@ pub(crate) struct Candidates {
 impl Candidates {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Candidate)> + '_ {
         self.items.iter().map(|c| (&self.buf[c.range.clone()], c))
+    }
+
+    /// Takes the URL of candidate `index` out of the buffer, without copying it when it
+    /// is the first; the candidates are left empty.
+    pub(crate) fn take_url(&mut self, index: usize) -> String {
+        let Some(range) = self.items.get(index).map(|c| c.range.clone()) else {
+            return String::new();
+        };
+        self.items.clear();
+        self.query = None;
+        let mut url = std::mem::take(&mut self.buf);
+        url.truncate(range.end);
+        url.drain(..range.start);
+        url
     }
 
     /// The query whose pairs WebSocket candidates append as parameters.
@@ -378,7 +408,11 @@ fn legacy_querystring(q: &str) -> String {
 /// User info and fragments are refused: Twilio never signs them.
 pub(crate) fn parse_full_url(url: &str) -> Result<UrlParts<'_>, SignatureErrorKind> {
     let err = SignatureErrorKind::NoUrl;
-    let (scheme, rest) = url.split_once("://").ok_or(err)?;
+    // No accepted scheme holds a `:`, so the scheme ends at the first one, which must
+    // start `://`.
+    let colon = url.bytes().position(|b| b == b':').ok_or(err)?;
+    let scheme = &url[..colon];
+    let rest = url[colon..].strip_prefix("://").ok_or(err)?;
     let (https, websocket) = [
         ("https", (true, false)),
         ("http", (false, false)),
@@ -388,14 +422,17 @@ pub(crate) fn parse_full_url(url: &str) -> Result<UrlParts<'_>, SignatureErrorKi
     .into_iter()
     .find_map(|(name, kind)| scheme.eq_ignore_ascii_case(name).then_some(kind))
     .ok_or(err)?;
-    if url.contains('#') {
+    if url.as_bytes().contains(&b'#') {
         return Err(err);
     }
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let end = rest
+        .bytes()
+        .position(|b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     let (authority, path_query) = rest.split_at(end);
     let (host, port) = split_authority(authority).ok_or(err)?;
-    let (path, query) = match path_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let (path, query) = match path_query.bytes().position(|b| b == b'?') {
+        Some(i) => (&path_query[..i], Some(&path_query[i + 1..])),
         None => (path_query, None),
     };
     Ok(UrlParts {
@@ -677,6 +714,19 @@ mod tests {
             ..parts("https://h.test/")
         };
         assert_eq!(Candidates::build(&p, false).iter().count(), 2);
+    }
+
+    #[test]
+    fn a_candidate_url_is_taken_whole() {
+        for (index, want) in ["https://a.com:8443/x?q=1", "https://a.com/x?q=1"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut c = Candidates::build(&parts("https://a.com:8443/x?q=1"), false);
+            assert_eq!(c.take_url(index), want);
+        }
+        let mut c = Candidates::build(&parts("https://a.com/x"), false);
+        assert_eq!(c.take_url(2), "");
     }
 
     #[test]
