@@ -7,6 +7,7 @@
 //! instead by `bodySHA256` in the query: the lowercase hex SHA-256 of the body.
 
 use std::borrow::{Borrow, Cow};
+use std::ops::Range;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -172,19 +173,35 @@ impl<'a> Params<'a> {
         let mut form = FormParts::new(bytes, scratch);
         let segments = bytes.iter().filter(|&&b| b == b'&').count() + 1;
         let mut pairs = Vec::with_capacity(segments.min(MAX_PARAMS));
-        for segment in bytes.split(|&b| b == b'&') {
-            if segment.is_empty() {
-                continue;
+        let mut segment = |start: usize, eq: Option<usize>, end: usize, escaped: [bool; 2]| {
+            if start == end {
+                return Ok(());
             }
             if pairs.len() == MAX_PARAMS {
                 return Err(SignatureErrorKind::MalformedBody);
             }
-            let (name, value) = match segment.iter().position(|&b| b == b'=') {
-                Some(eq) => (&segment[..eq], &segment[eq + 1..]),
-                None => (segment, &segment[segment.len()..]),
+            let (name, value) = match eq {
+                Some(eq) => (start..eq, eq + 1..end),
+                None => (start..end, end..end),
             };
-            pairs.push((form.part(name)?, form.part(value)?));
+            pairs.push((form.part(name, escaped[0])?, form.part(value, escaped[1])?));
+            Ok(())
+        };
+        // One pass: each pair's bounds, its first `=`, and whether its name or value holds
+        // a `+` or `%` to decode.
+        let (mut start, mut eq, mut escaped) = (0, None, [false; 2]);
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'&' => {
+                    segment(start, eq, i, escaped)?;
+                    (start, eq, escaped) = (i + 1, None, [false; 2]);
+                }
+                b'=' if eq.is_none() => eq = Some(i),
+                b'+' | b'%' => escaped[usize::from(eq.is_some())] = true,
+                _ => {}
+            }
         }
+        segment(start, eq, bytes.len(), escaped)?;
         Ok(Self::canonical(pairs))
     }
 
@@ -280,18 +297,14 @@ impl<'a> FormParts<'a> {
         }
     }
 
-    /// A name or value (a subslice of the body): borrowed when there is nothing to decode,
-    /// else decoded into the scratch buffer.
-    fn part(&mut self, raw: &'a [u8]) -> Result<&'a str, SignatureErrorKind> {
-        if raw.iter().any(|&b| b == b'+' || b == b'%') {
-            return self.decode(raw);
-        }
+    /// The name or value at `range`: borrowed when there is nothing to decode, else
+    /// decoded into the scratch buffer.
+    fn part(&mut self, range: Range<usize>, escaped: bool) -> Result<&'a str, SignatureErrorKind> {
         match self.text {
-            Some(text) => {
-                let start = raw.as_ptr() as usize - self.bytes.as_ptr() as usize;
-                Ok(&text[start..start + raw.len()])
-            }
-            None => std::str::from_utf8(raw).map_err(|_| SignatureErrorKind::MalformedBody),
+            _ if escaped => self.decode(&self.bytes[range]),
+            Some(text) => Ok(&text[range]),
+            None => std::str::from_utf8(&self.bytes[range])
+                .map_err(|_| SignatureErrorKind::MalformedBody),
         }
     }
 
