@@ -533,8 +533,9 @@ pub(crate) fn find_match(
 ///
 /// The URL is the one Twilio requested, as your code reconstructed it; it is tried as
 /// given and with the default port added or the port removed, as Twilio's SDKs do.
-/// Unlike the SDKs, a URL with user info or a fragment is refused
-/// ([`SignatureErrorKind::NoUrl`]): Twilio never signs either.
+/// The scheme is matched in any case and signed in lowercase, as Twilio writes it; host,
+/// path and query are used byte for byte. Unlike the SDKs, a URL with user info or a
+/// fragment is refused ([`SignatureErrorKind::NoUrl`]): Twilio never signs either.
 ///
 /// ```
 /// use tower_twilio_signature::{sign, Verifier};
