@@ -12,11 +12,10 @@
 //! line per request it wrote: `request NAME PATH`, with `DIR/NAME.body` and `DIR/NAME.sig`
 //! holding the form body and the `X-Twilio-Signature` for the server with the layer.
 //!
-//! The app without the layer is built from the Frontline handlers, customer book and
-//! templates themselves (`examples/frontline/app/{handlers,customers,templates}.rs`), with
-//! the same routes, body timeout and trace layer as `app::app`; only the signature layer
-//! is left out. The handlers take a `VerifiedWebhook`, so that app inserts one, made once
-//! at startup, into every request.
+//! The app without the layer is the Frontline app's own routes (`app::callbacks`) with the
+//! same body timeout and trace layer (`app::outer_layers`) that `app::app` puts around
+//! them; only the signature layer is left out. The handlers take a `VerifiedWebhook`, so
+//! that app inserts one, made once at startup, into every request.
 //!
 //! `flood` opens CONNS connections to ADDR, sends each a signed body of exactly LIMIT bytes
 //! but its last byte, waits until every connection got that far and the server read all of
@@ -162,7 +161,12 @@ async fn serve(dir: PathBuf) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .verify_form(&url, pairs_ref, &signature, None)
         .map_err(|e| format!("cannot make a VerifiedWebhook: {e:?}"))?;
-    let without = bare::app(bare::AppState::new(&config), &config).layer(axum::Extension(webhook));
+    // The same routes and outer layers, with the signature layer's extension but not the
+    // layer itself.
+    let without = app::outer_layers(
+        app::callbacks(AppState::new(&config)).layer(axum::Extension(webhook)),
+        &config,
+    );
 
     println!("with http://{with_addr}");
     println!("without http://{without_addr}");
@@ -369,204 +373,4 @@ async fn one_request(
         .and_then(|text| text.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| "malformed status line".to_owned())
-}
-
-/// The Frontline app without the signature layer: the example's own handlers, customer
-/// book and templates, and a copy of the glue in `app/mod.rs` they need (state, errors,
-/// parameters), which `app::app` keeps private.
-// Its handlers, customers and templates are the files `app` loads too, on purpose.
-#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
-#[path = "frontline/app"]
-mod bare {
-    mod customers;
-    mod handlers;
-    mod templates;
-
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, PoisonError};
-
-    use axum::extract::{FromRequest, Request};
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::post;
-    use axum::{Form, Json, Router};
-    use serde_json::json;
-    use tower_http::timeout::RequestBodyTimeoutLayer;
-    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-    use tracing::Level;
-
-    use self::customers::{Customer, SAMPLE_CUSTOMERS};
-    use crate::app::AppConfig;
-
-    /// The same routes, fallbacks and outer layers as `app::app`, without the signature
-    /// layer (and without `/healthz`, which the load test does not use).
-    pub(crate) fn app(state: AppState, config: &AppConfig) -> Router {
-        Router::new()
-            .route("/callbacks/crm", post(handlers::crm))
-            .route(
-                "/callbacks/outgoing-conversation",
-                post(handlers::outgoing_conversation),
-            )
-            .route("/callbacks/templates", post(handlers::templates))
-            .route("/callbacks/routing", post(handlers::routing))
-            .route("/callbacks/conversations", post(handlers::conversations))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(state)
-            .layer(RequestBodyTimeoutLayer::new(config.request_body_timeout))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
-            )
-    }
-
-    async fn not_found(uri: axum::http::Uri) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no callback at {}", uri.path()),
-        )
-    }
-
-    async fn method_not_allowed() -> ApiError {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: Frontline callbacks are POST requests",
-        )
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub(crate) enum ConversationUpdate {
-        AddWorker {
-            conversation_sid: String,
-            worker: String,
-        },
-        TagCustomer {
-            conversation_sid: String,
-            participant_sid: String,
-            customer_id: String,
-        },
-    }
-
-    #[derive(Debug, Clone)]
-    pub(crate) struct AppState {
-        inner: Arc<Inner>,
-    }
-
-    #[derive(Debug)]
-    struct Inner {
-        customers: &'static [Customer],
-        sms_number: Option<String>,
-        whatsapp_number: Option<String>,
-        callbacks_handled: AtomicU64,
-        updates: Mutex<Vec<ConversationUpdate>>,
-    }
-
-    impl AppState {
-        pub(crate) fn new(config: &AppConfig) -> Self {
-            Self {
-                inner: Arc::new(Inner {
-                    customers: SAMPLE_CUSTOMERS,
-                    sms_number: config.sms_number.clone(),
-                    whatsapp_number: config.whatsapp_number.clone(),
-                    callbacks_handled: AtomicU64::new(0),
-                    updates: Mutex::new(Vec::new()),
-                }),
-            }
-        }
-
-        fn customers(&self) -> &'static [Customer] {
-            self.inner.customers
-        }
-
-        fn customer(&self, id: &str) -> Option<&'static Customer> {
-            self.customers().iter().find(|c| c.customer_id == id)
-        }
-
-        fn customer_by_address(&self, address: &str) -> Option<&'static Customer> {
-            self.customers().iter().find(|c| c.has_address(address))
-        }
-
-        fn count_callback(&self) {
-            self.inner.callbacks_handled.fetch_add(1, Ordering::Relaxed);
-        }
-
-        fn record(&self, update: ConversationUpdate) {
-            self.inner
-                .updates
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(update);
-        }
-    }
-
-    #[derive(Debug)]
-    pub(crate) struct ApiError {
-        status: StatusCode,
-        message: String,
-    }
-
-    impl ApiError {
-        fn new(status: StatusCode, message: impl Into<String>) -> Self {
-            Self {
-                status,
-                message: message.into(),
-            }
-        }
-
-        fn missing(name: &str) -> Self {
-            Self::new(StatusCode::BAD_REQUEST, format!("missing parameter {name}"))
-        }
-
-        fn bad(name: &str, why: &str) -> Self {
-            Self::new(
-                StatusCode::BAD_REQUEST,
-                format!("invalid parameter {name}: {why}"),
-            )
-        }
-
-        fn unknown_location(location: &str) -> Self {
-            Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown Location {location:?}"),
-            )
-        }
-
-        fn not_found(message: String) -> Self {
-            Self::new(StatusCode::NOT_FOUND, message)
-        }
-    }
-
-    impl IntoResponse for ApiError {
-        fn into_response(self) -> Response {
-            (self.status, Json(json!({ "error": self.message }))).into_response()
-        }
-    }
-
-    #[derive(Debug)]
-    pub(crate) struct Params(Vec<(String, String)>);
-
-    impl<S: Send + Sync> FromRequest<S> for Params {
-        type Rejection = ApiError;
-
-        async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-            match Form::<Vec<(String, String)>>::from_request(req, state).await {
-                Ok(Form(pairs)) => Ok(Self(pairs)),
-                Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
-            }
-        }
-    }
-
-    impl Params {
-        fn get(&self, name: &str) -> Option<&str> {
-            self.0
-                .iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.as_str())
-        }
-
-        fn require(&self, name: &str) -> Result<&str, ApiError> {
-            self.get(name).ok_or_else(|| ApiError::missing(name))
-        }
-    }
 }

@@ -124,7 +124,20 @@ impl AppState {
 /// The service. Every request except `GET /healthz` (unknown paths and other methods
 /// included) must carry a valid Twilio signature.
 pub(crate) fn app(signature: TwilioSignatureLayer, state: AppState, config: &AppConfig) -> Router {
-    let callbacks = Router::new()
+    // `Router::layer` also wraps the fallbacks: an unsigned request to an unknown path
+    // gets 403, not 404, and tells a prober nothing about which paths exist.
+    let callbacks = callbacks(state).layer(signature.clone());
+
+    // Added after the layer, so outside it; its other methods still go through it.
+    let healthz = get(healthz).fallback(method_not_allowed.layer(signature));
+
+    outer_layers(callbacks.route("/healthz", healthz), config)
+}
+
+/// The callback routes and fallbacks, before the signature layer that [`app`] puts around
+/// them (the handlers read the `VerifiedWebhook` it adds).
+pub(crate) fn callbacks(state: AppState) -> Router {
+    Router::new()
         .route("/callbacks/crm", post(handlers::crm))
         .route(
             "/callbacks/outgoing-conversation",
@@ -136,17 +149,12 @@ pub(crate) fn app(signature: TwilioSignatureLayer, state: AppState, config: &App
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        // `Router::layer` also wraps the fallbacks: an unsigned request to an unknown path
-        // gets 403, not 404, and tells a prober nothing about which paths exist.
-        .layer(signature.clone());
+}
 
-    // Added after the layer, so outside it; its other methods still go through it.
-    let healthz = get(healthz).fallback(method_not_allowed.layer(signature));
-
-    callbacks
-        .route("/healthz", healthz)
-        // Outside the signature layer, which buffers the body: a client that sends it
-        // too slowly is cut off.
+/// Request tracing, and a body timeout outside the signature layer (which buffers the
+/// body): a client that sends it too slowly is cut off.
+pub(crate) fn outer_layers(router: Router, config: &AppConfig) -> Router {
+    router
         .layer(RequestBodyTimeoutLayer::new(config.request_body_timeout))
         .layer(
             TraceLayer::new_for_http()
