@@ -21,9 +21,7 @@ use crate::error::{
 };
 use crate::future::ResponseFuture;
 use crate::keys::KeyChoice;
-use crate::signature::{
-    body_hash_matches, body_hash_param, find_match, Params, SignatureBytes, Verifier,
-};
+use crate::signature::{body_hash_param, conclude, Params, SignatureBytes, Verifier};
 use crate::url::{parts_from_request, BaseUrl, Candidates, UrlSource};
 use crate::verified::VerifiedWebhook;
 
@@ -541,19 +539,18 @@ pub(crate) fn finish(
         BodyMode::Empty if body.is_empty() => Params::default(),
         BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
     };
-    let (index, key) = find_match(&keys, &pending.candidates, &params, &pending.signature)
-        .ok_or(SignatureErrorKind::Mismatch)?;
-    if let BodyMode::Hash(expected) = &pending.mode {
-        if !body_hash_matches(expected, body) {
-            return Err(SignatureErrorKind::BodyHashMismatch.into());
-        }
-    }
-    Ok(VerifiedWebhook::new(
-        pending.candidates.take_url(index),
-        key,
-        keys.algorithm_of_match(),
+    let body_hash = match &pending.mode {
+        BodyMode::Hash(expected) => Some((expected.as_str(), &body[..])),
+        _ => None,
+    };
+    conclude(
+        &keys,
+        &mut pending.candidates,
+        &params,
+        &pending.signature,
+        body_hash,
         pending.idempotency.as_ref().and_then(|v| v.to_str().ok()),
-    ))
+    )
 }
 
 fn check_basic(headers: &http::HeaderMap, expected: &[u8]) -> Result<(), SignatureErrorKind> {

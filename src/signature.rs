@@ -683,20 +683,34 @@ impl Verifier {
             None => None,
         };
         let mut candidates = Candidates::build(&parts, self.extra_url_forms);
-        let (index, key) = find_match(&keys, &candidates, params, &signature)
-            .ok_or(SignatureErrorKind::Mismatch)?;
-        if let Some((hash, body)) = body_hash {
-            if !body_hash_matches(&hash, body) {
-                return Err(SignatureErrorKind::BodyHashMismatch.into());
-            }
-        }
-        Ok(VerifiedWebhook::new(
-            candidates.take_url(index),
-            key,
-            keys.algorithm_of_match(),
-            None,
-        ))
+        let body_hash = body_hash.as_ref().map(|(hash, body)| (&**hash, *body));
+        conclude(&keys, &mut candidates, params, &signature, body_hash, None)
     }
+}
+
+/// The last step for the verifier and the layer alike: a key and a candidate URL must
+/// produce the signature, then a `bodySHA256` (if the body is covered by one) must match.
+pub(crate) fn conclude(
+    keys: &Selected<'_>,
+    candidates: &mut Candidates,
+    params: &Params<'_>,
+    signature: &SignatureBytes,
+    body_hash: Option<(&str, &[u8])>,
+    idempotency_token: Option<&str>,
+) -> Result<VerifiedWebhook, SignatureError> {
+    let (index, key) =
+        find_match(keys, candidates, params, signature).ok_or(SignatureErrorKind::Mismatch)?;
+    if let Some((expected, body)) = body_hash {
+        if !body_hash_matches(expected, body) {
+            return Err(SignatureErrorKind::BodyHashMismatch.into());
+        }
+    }
+    Ok(VerifiedWebhook::new(
+        candidates.take_url(index),
+        key,
+        keys.algorithm_of_match(),
+        idempotency_token,
+    ))
 }
 
 impl Selected<'_> {
