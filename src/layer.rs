@@ -21,7 +21,7 @@ use crate::error::{
 };
 use crate::future::ResponseFuture;
 use crate::keys::KeyChoice;
-use crate::signature::{body_hash_param, conclude, Params, SignatureBytes, Verifier};
+use crate::signature::{body_hash_param, conclude, Params, SignatureBytes, Verifier, TAIL_STACK};
 use crate::url::{parts_from_request, BaseUrl, Candidates, UrlSource};
 use crate::verified::VerifiedWebhook;
 
@@ -532,9 +532,10 @@ pub(crate) fn finish(
     body: &Bytes,
 ) -> Result<VerifiedWebhook, SignatureError> {
     let keys = pending.keys.keys(&config.verifier.keys);
-    let mut scratch = Vec::new();
+    let mut stack = [0u8; TAIL_STACK];
+    let mut heap = Vec::new();
     let params = match &pending.mode {
-        BodyMode::Form => Params::from_form(body, &mut scratch)?,
+        BodyMode::Form => Params::from_form(body, &mut stack, &mut heap)?,
         BodyMode::Hash(_) => Params::default(),
         BodyMode::Empty if body.is_empty() => Params::default(),
         BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),

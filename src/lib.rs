@@ -52,6 +52,7 @@
 
 mod body;
 mod error;
+mod form;
 mod future;
 mod keys;
 mod layer;

@@ -7,7 +7,6 @@
 //! instead by `bodySHA256` in the query: the lowercase hex SHA-256 of the body.
 
 use std::borrow::{Borrow, Cow};
-use std::ops::Range;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -15,13 +14,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
-use crate::keys::{Algorithm, KeySet, MatchedKey, PreparedMac, Running, Selected};
+use crate::form;
+use crate::keys::{Algorithm, KeySet, MatchedKey, PreparedMac, Selected};
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
-
-/// The most form parameters a request may carry. Twilio sends a few dozen; the cap keeps
-/// the memory a hostile body can cost close to the body itself.
-pub(crate) const MAX_PARAMS: usize = 10_000;
 
 /// The `X-Twilio-Signature` Twilio would send for `url` and form `params`, signed with an
 /// account Auth Token (HMAC-SHA1).
@@ -71,7 +67,7 @@ where
     let owned: Vec<I::Item> = params.into_iter().collect();
     let mut mac = PreparedMac::new(algorithm, secret.as_bytes()).start();
     mac.update(url.as_bytes());
-    Params::from_items(&owned).feed(&mut mac);
+    mac.update(Params::from_items(&owned).signed_tail(&mut [], &mut Vec::new()));
     let mut out = [0u8; 32];
     let n = mac.finish(&mut out);
     STANDARD.encode(&out[..n])
@@ -111,33 +107,84 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
 
 /// Form parameters in canonical order: by key then value (byte order), repeated identical
 /// pairs dropped. Names and values are borrowed from the caller's pairs or from the body;
-/// those that needed decoding, from one scratch buffer. A request costs a constant number
-/// of allocations whatever its parameters, and nothing is copied to be hashed.
+/// those that needed decoding, from one buffer. A request costs a constant number of
+/// allocations whatever its parameters.
 #[derive(Debug, Default)]
 pub(crate) struct Params<'a> {
-    /// The pairs as received.
-    pairs: Vec<(&'a str, &'a str)>,
-    /// Indices into `pairs`, in canonical order.
-    order: Vec<u64>,
+    entries: Vec<Entry<'a>>,
 }
 
-/// The most low bits of a sort key that hold the pair's index.
-const INDEX_BITS: u32 = 16;
+/// A name and its value, with a sort key: the name's first eight bytes, big-endian and
+/// zero-padded. Ordering by the key never contradicts byte order, so most comparisons end
+/// there, with one integer comparison.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    key: u64,
+    pub(crate) name: &'a [u8],
+    pub(crate) value: &'a [u8],
+}
 
-/// A pair's sort key: the key's first bytes, big-endian and zero-padded, above its index
-/// in the low `bits` bits. Ordering by it never contradicts byte order, so most
-/// comparisons end here, and it sorts as a plain integer.
-#[inline]
-fn sort_key(key: &str, index: usize, bits: u32) -> u64 {
-    let key = key.as_bytes();
-    let head = match key.first_chunk::<8>() {
-        Some(eight) => u64::from_be_bytes(*eight),
-        None => key
-            .iter()
-            .enumerate()
-            .fold(0, |acc, (i, &b)| acc | u64::from(b) << (56 - 8 * i)),
-    };
-    head >> bits << bits | index as u64
+impl<'a> Entry<'a> {
+    #[inline]
+    pub(crate) fn new(name: &'a [u8], value: &'a [u8]) -> Self {
+        // Assembled in registers: bytes stored one way and loaded another stall the CPU.
+        let n = name.len();
+        let key = match name.first_chunk::<8>() {
+            Some(eight) => u64::from_be_bytes(*eight),
+            None if n >= 4 => {
+                let head = u32::from_be_bytes(name[..4].try_into().expect("four bytes"));
+                let tail = u32::from_be_bytes(name[n - 4..].try_into().expect("four bytes"));
+                u64::from(head) << 32 | u64::from(tail) << (8 * (8 - n))
+            }
+            None if n > 0 => {
+                let byte = |i: usize| u64::from(name[i]) << (56 - 8 * i);
+                byte(0) | byte(n / 2) | byte(n - 1)
+            }
+            None => 0,
+        };
+        Self { key, name, value }
+    }
+
+    #[inline]
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        self.key
+            .cmp(&other.key)
+            .then_with(|| (self.name, self.value).cmp(&(other.name, other.value)))
+    }
+}
+
+/// How much of the signed string's parameter part is built on the stack; a longer one
+/// goes to the heap.
+pub(crate) const TAIL_STACK: usize = 2048;
+
+/// Copies `src` into `dst` of the same length. Names and values are mostly a few bytes
+/// long, where a call to `memcpy` costs more than the copy: up to 32 bytes are moved as
+/// two overlapping fixed-size pieces.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    let dst = &mut dst[..n];
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=15 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        16..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 impl<'a> Params<'a> {
@@ -149,278 +196,90 @@ impl<'a> Params<'a> {
         K: AsRef<str> + 'a,
         V: AsRef<str> + 'a,
     {
-        let mut pairs = Vec::with_capacity(items.len());
+        let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let (k, v) = item.borrow();
-            pairs.push((k.as_ref(), v.as_ref()));
+            entries.push(Entry::new(k.as_ref().as_bytes(), v.as_ref().as_bytes()));
         }
-        Self::canonical(pairs)
+        Self::canonical(entries)
     }
 
-    /// Decodes an `application/x-www-form-urlencoded` body exactly as `form_urlencoded`
-    /// (and so axum's `Form`) decodes it: `+` is a space, `%` and two hex digits a byte,
-    /// any other `%` itself. Text that is not UTF-8 once decoded is refused, so no
-    /// parameter is silently altered. Decoded names and values go to `scratch`.
+    /// Canonical pairs of an `application/x-www-form-urlencoded` body (see
+    /// [`form::parse`]); decoded text goes to `stack` or `heap`.
     pub(crate) fn from_form(
         bytes: &'a [u8],
-        scratch: &'a mut Vec<u8>,
+        stack: &'a mut [u8],
+        heap: &'a mut Vec<u8>,
     ) -> Result<Self, SignatureErrorKind> {
-        if bytes.is_empty() {
-            return Ok(Self::default());
-        }
-        // Counted in byte-wide lanes, which vectorize well.
-        let segments = bytes
-            .chunks(u8::MAX.into())
-            .map(|chunk| {
-                let amps = chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'&'));
-                usize::from(amps)
-            })
-            .sum::<usize>()
-            + 1;
-        let mut form = FormParts {
-            bytes,
-            // Names and values with nothing to decode are slices of this, when the body
-            // is UTF-8 as a whole (as it nearly always is).
-            text: std::str::from_utf8(bytes).ok(),
-            scratch: Some(scratch),
-            free: &mut [],
-        };
-        let mut pairs = Vec::with_capacity(segments.min(MAX_PARAMS));
-        let mut segment = |start: usize, eq: Option<usize>, end: usize, escaped: [bool; 2]| {
-            if end == start {
-                return Ok(());
-            }
-            if pairs.len() == MAX_PARAMS {
-                return Err(SignatureErrorKind::MalformedBody);
-            }
-            let (key, value) = match eq {
-                Some(eq) => (start..eq, eq + 1..end),
-                None => (start..end, end..end),
-            };
-            pairs.push((form.part(key, escaped[0])?, form.part(value, escaped[1])?));
-            Ok(())
-        };
-        // One pass: each segment's bounds, its first `=`, and whether its name or value
-        // holds anything to decode.
-        let mut start = 0;
-        let mut eq = None;
-        let mut escaped = [false; 2];
-        for i in FormSpecials::new(bytes) {
-            match bytes[i] {
-                b'&' => {
-                    segment(start, eq, i, escaped)?;
-                    start = i + 1;
-                    eq = None;
-                    escaped = [false; 2];
-                }
-                b'=' => {
-                    if eq.is_none() {
-                        eq = Some(i);
-                    }
-                }
-                _ => escaped[usize::from(eq.is_some())] = true,
-            }
-        }
-        segment(start, eq, bytes.len(), escaped)?;
-        Ok(Self::canonical(pairs))
+        form::parse(bytes, stack, heap).map(Self::canonical)
     }
 
-    /// Orders by key then value (byte order) and drops repeated identical pairs.
-    fn canonical(pairs: Vec<(&'a str, &'a str)>) -> Self {
-        let mut order: Vec<u64>;
-        if pairs.len() <= 1 << INDEX_BITS {
-            // As few index bits as the pairs need, to keep as many key bytes as possible.
-            let bits = if pairs.len() <= 1 << 8 { 8 } else { INDEX_BITS };
-            let mask = (1 << bits) - 1;
-            let bytes = |i: u64| {
-                let (k, v) = pairs[(i & mask) as usize];
-                (k.as_bytes(), v.as_bytes())
-            };
-            // Integer keys first (cheap, and almost always decisive), then each run of
-            // equal prefixes by key and value.
-            order = pairs
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| sort_key(k, i, bits))
-                .collect();
-            order.sort_unstable();
-            let same_prefix = |a: &u64, b: &u64| a >> bits == b >> bits;
-            let mut ties = false;
-            for run in order.chunk_by_mut(same_prefix) {
-                if run.len() > 1 {
-                    ties = true;
-                    run.sort_unstable_by(|&a, &b| bytes(a).cmp(&bytes(b)));
-                }
-            }
-            // Only pairs with the same prefix can be repeats.
-            if ties {
-                order.dedup_by(|a, b| same_prefix(a, b) && bytes(*a) == bytes(*b));
-            }
-            for i in &mut order {
-                *i &= mask;
-            }
-        } else {
-            let bytes = |i: u64| {
-                let (k, v) = pairs[i as usize];
-                (k.as_bytes(), v.as_bytes())
-            };
-            order = (0..pairs.len() as u64).collect();
-            order.sort_unstable_by(|&a, &b| bytes(a).cmp(&bytes(b)));
-            order.dedup_by(|a, b| bytes(*a) == bytes(*b));
+    fn canonical(entries: Vec<Entry<'a>>) -> Self {
+        Self { entries }
+    }
+
+    /// What the parameters add to the signed string: each name then its value, names then
+    /// values in byte order, repeated identical pairs once. Written once so that every
+    /// candidate URL reuses it: into `stack` when it fits, else into `heap`.
+    pub(crate) fn signed_tail<'b>(&self, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> &'b [u8] {
+        let entries = &self.entries[..];
+        if entries.len() > SMALL {
+            let mut sorted = entries.to_vec();
+            sorted.sort_unstable_by(Entry::order);
+            sorted.dedup_by(|a, b| a.order(b).is_eq());
+            return write_tail(sorted.iter(), stack, heap);
         }
-        Self { pairs, order }
-    }
-
-    /// The pairs in canonical order.
-    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.order.iter().map(|&i| self.pairs[i as usize])
-    }
-
-    /// Appends what the parameters add to the signed string: each key then its value.
-    pub(crate) fn feed(&self, mac: &mut Running) {
-        for (k, v) in self.iter() {
-            mac.update(k.as_bytes());
-            mac.update(v.as_bytes());
+        // A few dozen pairs: sort integers on the stack. Each holds the name's first seven
+        // bytes above the pair's index, so most comparisons end there; runs sharing those
+        // bytes are then ordered by name and value.
+        let mut keys = [0u64; SMALL];
+        let keys = &mut keys[..entries.len()];
+        for (i, (slot, e)) in keys.iter_mut().zip(entries).enumerate() {
+            *slot = e.key & !0xff | i as u64;
         }
-    }
-
-    /// The pairs in canonical order.
-    #[cfg(test)]
-    fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.iter()
+        keys.sort_unstable();
+        let at = |k: &u64| &entries[(k & 0xff) as usize];
+        let mut unique = keys.len();
+        let same_prefix = |a: &u64, b: &u64| a >> 8 == b >> 8;
+        if keys.windows(2).any(|w| same_prefix(&w[0], &w[1])) {
+            for run in keys.chunk_by_mut(same_prefix) {
+                run.sort_unstable_by(|a, b| at(a).order(at(b)));
+            }
+            let mut kept = keys.to_vec();
+            kept.dedup_by(|a, b| at(a).order(at(b)).is_eq());
+            unique = kept.len();
+            keys[..unique].copy_from_slice(&kept);
+        }
+        write_tail(keys[..unique].iter().map(at), stack, heap)
     }
 }
 
-/// The positions of `&`, `=`, `+` and `%` in a form body, found eight bytes at a time.
-struct FormSpecials<'a> {
-    bytes: &'a [u8],
-    /// Where the next eight bytes start.
-    next: usize,
-    /// Where the bytes of `hits` start.
-    base: usize,
-    /// The high bit of each byte that is one of the four.
-    hits: u64,
-}
+/// The most pairs sorted by integer keys on the stack.
+const SMALL: usize = 64;
 
-impl<'a> FormSpecials<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            next: 0,
-            base: 0,
-            hits: 0,
+/// Writes each entry's name then value, into `stack` if they fit, else into `heap`.
+fn write_tail<'a, 'e: 'a, 'b>(
+    entries: impl Iterator<Item = &'a Entry<'e>> + Clone,
+    stack: &'b mut [u8],
+    heap: &'b mut Vec<u8>,
+) -> &'b [u8] {
+    let total = entries.clone().map(|e| e.name.len() + e.value.len()).sum();
+    let out = if total <= stack.len() {
+        &mut stack[..total]
+    } else {
+        heap.clear();
+        heap.resize(total, 0);
+        &mut heap[..]
+    };
+    let mut rest = &mut *out;
+    for e in entries {
+        for piece in [e.name, e.value] {
+            let (dst, after) = std::mem::take(&mut rest).split_at_mut(piece.len());
+            copy_short(dst, piece);
+            rest = after;
         }
     }
-
-    /// The high bit of each byte of `word` equal to `b`.
-    fn equal(word: u64, b: u8) -> u64 {
-        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        let x = word ^ (u64::from(b) * 0x0101_0101_0101_0101);
-        // A byte's high bit ends up set exactly when the byte is zero.
-        !(((x & LOW7) + LOW7) | x) & !LOW7
-    }
-}
-
-impl Iterator for FormSpecials<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.hits == 0 {
-            let rest = self.bytes.get(self.next..).filter(|r| !r.is_empty())?;
-            let word = match rest.first_chunk::<8>() {
-                Some(eight) => u64::from_le_bytes(*eight),
-                // Zero bytes pad the tail: zero is none of the four.
-                None => rest
-                    .iter()
-                    .enumerate()
-                    .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i)),
-            };
-            self.hits = Self::equal(word, b'&')
-                | Self::equal(word, b'=')
-                | Self::equal(word, b'+')
-                | Self::equal(word, b'%');
-            self.base = self.next;
-            self.next += 8;
-        }
-        let i = self.base + (self.hits.trailing_zeros() / 8) as usize;
-        self.hits &= self.hits - 1;
-        Some(i)
-    }
-}
-
-/// The value of each hex digit, and 0x10 for every other byte.
-const HEX: [u8; 256] = {
-    let mut table = [0x10; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// A form body being taken apart.
-struct FormParts<'a> {
-    bytes: &'a [u8],
-    /// The body, if it is UTF-8 as a whole.
-    text: Option<&'a str>,
-    /// Where decoded text goes, until first needed.
-    scratch: Option<&'a mut Vec<u8>>,
-    /// The part of the scratch buffer not yet written.
-    free: &'a mut [u8],
-}
-
-impl<'a> FormParts<'a> {
-    /// The name or value at `range`: borrowed as it is when nothing needs decoding, else
-    /// decoded into the scratch buffer.
-    #[inline]
-    fn part(&mut self, range: Range<usize>, escaped: bool) -> Result<&'a str, SignatureErrorKind> {
-        match self.text {
-            _ if escaped => self.decode(range),
-            Some(text) => Ok(&text[range]),
-            None => std::str::from_utf8(&self.bytes[range])
-                .map_err(|_| SignatureErrorKind::MalformedBody),
-        }
-    }
-
-    /// Decodes the name or value at `range` into the scratch buffer.
-    fn decode(&mut self, range: Range<usize>) -> Result<&'a str, SignatureErrorKind> {
-        let raw = &self.bytes[range];
-        if let Some(scratch) = self.scratch.take() {
-            // Decoding never lengthens text: one buffer the size of the body holds it all.
-            scratch.clear();
-            scratch.resize(self.bytes.len(), 0);
-            self.free = scratch;
-        }
-        let out = &mut self.free[..raw.len()];
-        let mut n = 0;
-        let mut rest = raw;
-        while let Some((&b, mut tail)) = rest.split_first() {
-            let byte = match b {
-                b'+' => b' ',
-                b'%' => match tail {
-                    [hi, lo, more @ ..] if HEX[usize::from(*hi)] | HEX[usize::from(*lo)] < 16 => {
-                        tail = more;
-                        HEX[usize::from(*hi)] << 4 | HEX[usize::from(*lo)]
-                    }
-                    _ => b'%',
-                },
-                b => b,
-            };
-            out[n] = byte;
-            n += 1;
-            rest = tail;
-        }
-        let (done, rest) = std::mem::take(&mut self.free).split_at_mut(n);
-        self.free = rest;
-        std::str::from_utf8(done).map_err(|_| SignatureErrorKind::MalformedBody)
-    }
+    out
 }
 
 /// The decoded `bodySHA256` of a query: `None` if absent, an error if given more than once.
@@ -505,6 +364,11 @@ pub(crate) fn find_match(
         _ => Vec::new(),
     };
     let query_params = Params::from_items(&query_pairs);
+    let mut stack = [0u8; TAIL_STACK];
+    let mut heap = Vec::new();
+    let tail = params.signed_tail(&mut stack, &mut heap);
+    let mut query_heap = Vec::new();
+    let query_tail = query_params.signed_tail(&mut [], &mut query_heap);
     let mut mac_out = [0u8; 32];
     for (mac, which) in keys.each() {
         if mac.algorithm().mac_len() != signature.len {
@@ -513,12 +377,11 @@ pub(crate) fn find_match(
         for (index, (url, candidate)) in candidates.iter().enumerate() {
             let mut running = mac.start();
             running.update(url.as_bytes());
-            let tail = if candidate.query_params {
-                &query_params
+            running.update(if candidate.query_params {
+                query_tail
             } else {
-                params
-            };
-            tail.feed(&mut running);
+                tail
+            });
             let n = running.finish(&mut mac_out);
             if bool::from(mac_out[..n].ct_eq(signature.as_slice())) {
                 return Some((index, which.to_owned()));
@@ -726,152 +589,92 @@ impl Selected<'_> {
 mod tests {
     use super::*;
 
-    type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+    /// The parameter part of the signed string, through [`Params::signed_tail`] with a
+    /// stack buffer of `stack` bytes.
+    fn tail(params: &Params<'_>, stack: usize) -> Vec<u8> {
+        let (mut buf, mut heap) = (vec![0u8; stack], Vec::new());
+        params.signed_tail(&mut buf, &mut heap).to_vec()
+    }
 
-    fn owned_pairs(params: &Params<'_>) -> Vec<Pair<'static>> {
-        params
-            .pairs()
-            .map(|(k, v)| (Cow::Owned(k.to_owned()), Cow::Owned(v.to_owned())))
+    /// The same, the plain way: sort, drop repeats, concatenate.
+    fn reference_tail<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
+        let mut sorted: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted
+            .iter()
+            .flat_map(|(k, v)| [*k, *v])
+            .flatten()
+            .copied()
             .collect()
-    }
-
-    /// The canonical pairs of a form body.
-    fn parse_form(bytes: &[u8]) -> Result<Vec<Pair<'static>>, SignatureErrorKind> {
-        let mut scratch = Vec::new();
-        Params::from_form(bytes, &mut scratch).map(|p| owned_pairs(&p))
-    }
-
-    /// Puts pairs in canonical order, through [`Params`].
-    fn canonicalize(pairs: &mut Vec<Pair<'_>>) {
-        *pairs = owned_pairs(&Params::from_items(pairs));
     }
 
     #[test]
     fn canonical_order_and_dedup() {
-        let mut pairs: Vec<Pair<'_>> = [("b", "1"), ("B", "2"), ("a", "2"), ("a", "1"), ("a", "2")]
-            .into_iter()
-            .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
-            .collect();
-        canonicalize(&mut pairs);
-        let flat: Vec<_> = pairs.iter().map(|(k, v)| format!("{k}{v}")).collect();
-        assert_eq!(flat, ["B2", "a1", "a2", "b1"]);
+        let pairs = [("b", "1"), ("B", "2"), ("a", "2"), ("a", "1"), ("a", "2")];
+        assert_eq!(tail(&Params::from_items(&pairs), 64), b"B2a1a2b1");
     }
 
     #[test]
-    fn form_rejects_non_utf8_but_keeps_real_replacement_chars() {
-        assert_eq!(
-            parse_form(b"a=%FF").unwrap_err(),
-            SignatureErrorKind::MalformedBody
-        );
-        assert_eq!(
-            parse_form(b"%C3=x").unwrap_err(),
-            SignatureErrorKind::MalformedBody
-        );
-        assert_eq!(
-            parse_form(b"a=\xff").unwrap_err(),
-            SignatureErrorKind::MalformedBody
-        );
-        let ok = parse_form("a=%EF%BF%BD&b=\u{FFFD}".as_bytes()).unwrap();
-        assert_eq!(ok[0].1, "\u{FFFD}");
-        assert_eq!(ok[1].1, "\u{FFFD}");
-        let plus = parse_form(b"Body=a+b%2Bc&x").unwrap();
-        assert_eq!(
-            plus,
-            [
-                (Cow::from("Body"), Cow::from("a b+c")),
-                (Cow::from("x"), Cow::from(""))
-            ]
-        );
-    }
-
-    #[test]
-    fn form_parameter_cap() {
-        let ok = "a=1&".repeat(MAX_PARAMS);
-        assert!(parse_form(ok.as_bytes()).is_ok());
-        let over = "a=1&".repeat(MAX_PARAMS + 1);
-        assert_eq!(
-            parse_form(over.as_bytes()).unwrap_err(),
-            SignatureErrorKind::MalformedBody
-        );
-        // Empty segments are not parameters.
-        assert!(parse_form("&".repeat(MAX_PARAMS * 2).as_bytes())
-            .unwrap()
-            .is_empty());
-    }
-
-    /// What `form_urlencoded::parse` yields, sorted and deduplicated, or `MalformedBody`
-    /// if a name or value is not UTF-8 once percent-decoded.
-    fn reference_form(bytes: &[u8]) -> Result<Vec<Pair<'static>>, SignatureErrorKind> {
-        let mut pairs: Vec<Pair<'static>> = Vec::new();
-        for (k, v) in form_urlencoded::parse(bytes) {
-            pairs.push((Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())));
-        }
-        let strict = bytes.split(|&b| b == b'&').all(|segment| {
-            segment
-                .split(|&b| b == b'=')
-                .all(|part| percent_encoding::percent_decode(part).decode_utf8().is_ok())
-        });
-        if !strict {
-            return Err(SignatureErrorKind::MalformedBody);
-        }
-        pairs.sort();
-        pairs.dedup();
-        Ok(pairs)
-    }
-
-    #[test]
-    fn form_decoding_agrees_with_form_urlencoded() {
-        let tokens: [&[u8]; 13] = [
-            b"a", b"B", b"=", b"&", b"+", b"%", b"%4", b"1", b"%c3", b"%A9", b"\xc3", b"\xa9",
-            b"%zz",
+    fn tails_agree_with_the_plain_algorithm() {
+        let mut cases: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        // Names that share their first bytes, are prefixes of each other, or end in NUL.
+        let names = [
+            "MessagingSid",
+            "MessageSid",
+            "Messagin",
+            "Messag",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefg",
+            "abcdefghi",
+            "To",
+            "",
+            "a",
         ];
-        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut last = inputs.clone();
-        for _ in 0..4 {
-            last = last
-                .iter()
-                .flat_map(|prefix| {
-                    tokens.iter().map(move |t| {
-                        let mut s = prefix.clone();
-                        s.extend_from_slice(t);
-                        s
+        for n in [1, 2, 5, 20, 63, 64, 65, 300, 70_000] {
+            cases.push(
+                (0..n)
+                    .map(|i: usize| {
+                        let name = names[i * 7 % names.len()];
+                        (format!("{name}{}", i % 3), format!("{}", i * 31 % 5))
                     })
-                })
-                .collect();
-            inputs.extend(last.iter().cloned());
+                    .collect(),
+            );
         }
-        // Keys that share their first 8 bytes, or are prefixes of each other.
-        inputs.push(
-            b"MessagingSid=2&MessageSid=1&MessagingSid=1&Messagin=&MessagingSid=1&Messag=x"
-                .to_vec(),
-        );
-        inputs.push(b"abcdefghij=1&abcdefgh=2&abcdefghi=3&abcdefgh%00=4&abcdefg=5".to_vec());
-        inputs.push((0..=255u8).cycle().take(700).collect());
-        for input in &inputs {
-            let specials: Vec<usize> = FormSpecials::new(input).collect();
-            let want: Vec<usize> = (0..input.len())
-                .filter(|&i| b"&=+%".contains(&input[i]))
+        for pairs in &cases {
+            let params = Params::from_items(pairs);
+            let want = reference_tail(pairs);
+            assert_eq!(tail(&params, 4096), want, "{} pairs", pairs.len());
+            assert_eq!(tail(&params, 0), want, "{} pairs, heap", pairs.len());
+        }
+    }
+
+    #[test]
+    fn form_bodies_in_canonical_order() {
+        let inputs: [&[u8]; 5] = [
+            b"Body=a+b%2Bc&x",
+            b"MessagingSid=2&MessageSid=1&MessagingSid=1&Messagin=&MessagingSid=1&Messag=x",
+            b"abcdefghij=1&abcdefgh=2&abcdefghi=3&abcdefgh%00=4&abcdefg=5&abcdefgh=2",
+            b"b=%41&b=A&a=&a&%61=",
+            b"",
+        ];
+        for input in inputs {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(input)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
-            assert_eq!(specials, want);
+            let (mut stack, mut heap) = ([0u8; 64], Vec::new());
+            let params = Params::from_form(input, &mut stack, &mut heap).unwrap();
             assert_eq!(
-                parse_form(input),
-                reference_form(input),
+                tail(&params, 64),
+                reference_tail(&pairs),
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
         }
-    }
-
-    #[test]
-    fn more_pairs_than_sort_keys_can_index() {
-        let owned: Vec<(String, String)> = (0..(1usize << INDEX_BITS) + 10)
-            .map(|i| (format!("key{}", i % 997), format!("{}", i % 13)))
-            .collect();
-        let mut want: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (&**k, &**v)).collect();
-        want.sort_unstable();
-        want.dedup();
-        let got: Vec<(&str, &str)> = Params::from_items(&owned).pairs().collect();
-        assert_eq!(got, want);
     }
 
     #[test]
