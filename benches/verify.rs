@@ -184,6 +184,19 @@ fn bench_layer(c: &mut Criterion) {
             BatchSize::NumIterations(LAYER_BATCH),
         );
     });
+    // The same request and harness with no layer: what `oneshot`, the runtime and
+    // dropping the request cost by themselves.
+    let bare = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    });
+    let run_bare = |req| rt.block_on(bare.oneshot(req)).unwrap();
+    g.bench_function("no_layer", |b| {
+        b.iter_batched(
+            || request(&f.signature),
+            &run_bare,
+            BatchSize::NumIterations(LAYER_BATCH),
+        );
+    });
     g.finish();
 }
 

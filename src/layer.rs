@@ -550,7 +550,7 @@ pub(crate) fn finish(
         &params,
         &pending.signature,
         body_hash,
-        pending.idempotency.as_ref().and_then(|v| v.to_str().ok()),
+        pending.idempotency.take(),
     )
 }
 
@@ -578,11 +578,21 @@ fn declared_length<B: Body>(req: &Request<B>) -> Result<Option<u64>, SignatureEr
             if values.next().is_some() {
                 return Err(SignatureErrorKind::BodyRead);
             }
-            let n = std::str::from_utf8(v.as_bytes())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(SignatureErrorKind::BodyRead)?;
+            // Digits only (no sign, no spaces), and no more than a u64 holds.
+            let digits = v.as_bytes();
+            if digits.is_empty() || digits.len() > 20 {
+                return Err(SignatureErrorKind::BodyRead);
+            }
+            let mut n = 0u64;
+            for &b in digits {
+                if !b.is_ascii_digit() {
+                    return Err(SignatureErrorKind::BodyRead);
+                }
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or(SignatureErrorKind::BodyRead)?;
+            }
             Some(n)
         }
         None => None,
@@ -600,6 +610,10 @@ fn is_form(headers: &http::HeaderMap) -> Result<bool, SignatureErrorKind> {
     };
     if values.next().is_some() {
         return Err(SignatureErrorKind::MalformedBody);
+    }
+    // Twilio sends exactly this.
+    if value.as_bytes() == b"application/x-www-form-urlencoded" {
+        return Ok(true);
     }
     let essence = value
         .as_bytes()

@@ -559,7 +559,7 @@ pub(crate) fn conclude(
     params: &Params<'_>,
     signature: &SignatureBytes,
     body_hash: Option<(&str, &[u8])>,
-    idempotency_token: Option<&str>,
+    idempotency_token: Option<http::HeaderValue>,
 ) -> Result<VerifiedWebhook, SignatureError> {
     let (index, key) =
         find_match(keys, candidates, params, signature).ok_or(SignatureErrorKind::Mismatch)?;

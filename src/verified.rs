@@ -1,6 +1,6 @@
 //! What a verified request carries to the inner service.
 
-use std::sync::Arc;
+use http::HeaderValue;
 
 use crate::keys::{Algorithm, MatchedKey};
 
@@ -23,10 +23,11 @@ use crate::keys::{Algorithm, MatchedKey};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedWebhook {
-    url: Arc<str>,
+    url: String,
     key: MatchedKey,
     algorithm: Algorithm,
-    idempotency_token: Option<Arc<str>>,
+    /// Shares the request header's bytes rather than copying them.
+    idempotency_token: Option<HeaderValue>,
 }
 
 impl VerifiedWebhook {
@@ -34,13 +35,13 @@ impl VerifiedWebhook {
         url: String,
         key: MatchedKey,
         algorithm: Algorithm,
-        idempotency_token: Option<&str>,
+        idempotency_token: Option<HeaderValue>,
     ) -> Self {
         Self {
-            url: url.into(),
+            url,
             key,
             algorithm,
-            idempotency_token: idempotency_token.map(Into::into),
+            idempotency_token,
         }
     }
 
@@ -66,7 +67,7 @@ impl VerifiedWebhook {
     /// sign it: use it to drop retries of a request already handled, not as proof.
     #[must_use]
     pub fn idempotency_token(&self) -> Option<&str> {
-        self.idempotency_token.as_deref()
+        self.idempotency_token.as_ref()?.to_str().ok()
     }
 }
 
