@@ -42,8 +42,22 @@ pub(crate) fn parse<'a>(
     } else {
         parts.heap = Some(heap);
     }
-    // Room for a pair per 16 bytes, which Twilio's forms stay within.
-    let mut pairs = Vec::with_capacity((bytes.len() / 16 + 4).min(MAX_PARAMS));
+    // As many pairs as there are `&` and one, counted in vector lanes (255 rounds at
+    // most before a lane could overflow).
+    let mut amps = 0;
+    let one = u8x16::splat(1);
+    for run in bytes.chunks(255 * 16) {
+        let mut counts = u8x16::splat(0);
+        for chunk in run.chunks(16) {
+            counts += lanes(chunk).cmp_eq(u8x16::splat(b'&')) & one;
+        }
+        amps += counts
+            .to_array()
+            .iter()
+            .map(|&n| usize::from(n))
+            .sum::<usize>();
+    }
+    let mut pairs = Vec::with_capacity((amps + 1).min(MAX_PARAMS));
     let mut segment = |range: Range<usize>, eq: Option<usize>, escaped: [bool; 2]| {
         parts.push(&mut pairs, range, eq, escaped)
     };

@@ -114,12 +114,9 @@ pub(crate) struct Params<'a> {
     entries: Vec<Entry<'a>>,
 }
 
-/// A name and its value, with a sort key: the name's first eight bytes, big-endian and
-/// zero-padded. Ordering by the key never contradicts byte order, so most comparisons end
-/// there, with one integer comparison.
+/// A name and its value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry<'a> {
-    key: u64,
     pub(crate) name: &'a [u8],
     pub(crate) value: &'a [u8],
 }
@@ -127,29 +124,34 @@ pub(crate) struct Entry<'a> {
 impl<'a> Entry<'a> {
     #[inline]
     pub(crate) fn new(name: &'a [u8], value: &'a [u8]) -> Self {
-        // Assembled in registers: bytes stored one way and loaded another stall the CPU.
-        let n = name.len();
-        let key = match name.first_chunk::<8>() {
-            Some(eight) => u64::from_be_bytes(*eight),
-            None if n >= 4 => {
-                let head = u32::from_be_bytes(name[..4].try_into().expect("four bytes"));
-                let tail = u32::from_be_bytes(name[n - 4..].try_into().expect("four bytes"));
-                u64::from(head) << 32 | u64::from(tail) << (8 * (8 - n))
-            }
-            None if n > 0 => {
-                let byte = |i: usize| u64::from(name[i]) << (56 - 8 * i);
-                byte(0) | byte(n / 2) | byte(n - 1)
-            }
-            None => 0,
-        };
-        Self { key, name, value }
+        Self { name, value }
     }
 
+    /// Byte order of names, then of values.
     #[inline]
     fn order(&self, other: &Self) -> std::cmp::Ordering {
-        self.key
-            .cmp(&other.key)
-            .then_with(|| (self.name, self.value).cmp(&(other.name, other.value)))
+        (self.name, self.value).cmp(&(other.name, other.value))
+    }
+}
+
+/// A name's first eight bytes, big-endian and zero-padded: ordering by it never
+/// contradicts byte order, so most comparisons end with one integer comparison.
+#[inline]
+fn sort_prefix(name: &[u8]) -> u64 {
+    // Assembled in registers: bytes stored one way and loaded another stall the CPU.
+    let n = name.len();
+    match name.first_chunk::<8>() {
+        Some(eight) => u64::from_be_bytes(*eight),
+        None if n >= 4 => {
+            let head = u32::from_be_bytes(name[..4].try_into().expect("four bytes"));
+            let tail = u32::from_be_bytes(name[n - 4..].try_into().expect("four bytes"));
+            u64::from(head) << 32 | u64::from(tail) << (8 * (8 - n))
+        }
+        None if n > 0 => {
+            let byte = |i: usize| u64::from(name[i]) << (56 - 8 * i);
+            byte(0) | byte(n / 2) | byte(n - 1)
+        }
+        None => 0,
     }
 }
 
@@ -235,7 +237,7 @@ impl<'a> Params<'a> {
         let mut keys = [0u64; SMALL];
         let keys = &mut keys[..entries.len()];
         for (i, (slot, e)) in keys.iter_mut().zip(entries).enumerate() {
-            *slot = e.key & !0xff | i as u64;
+            *slot = sort_prefix(e.name) & !0xff | i as u64;
         }
         keys.sort_unstable();
         let at = |k: &u64| &entries[(k & 0xff) as usize];
