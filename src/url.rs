@@ -117,7 +117,20 @@ fn is_path_byte(b: u8) -> bool {
 
 /// Splits `host[:port]` (IPv6 hosts in brackets). `None` if malformed or if it carries user info.
 pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
-    if a.is_empty() || a.bytes().any(|b| b == b'@') {
+    if a.is_empty() {
+        return None;
+    }
+    if !a.starts_with('[') {
+        // One pass: host bytes up to the first `:` (an `@` is not one), then a port of
+        // digits only (nor is an `@` one of those).
+        let (host, port) = match a.bytes().position(|b| !HOST_BYTE[usize::from(b)]) {
+            None => (a, None),
+            Some(i) if a.as_bytes()[i] == b':' => (&a[..i], Some(&a[i + 1..])),
+            Some(_) => return None,
+        };
+        return (!host.is_empty() && port.is_none_or(valid_port)).then_some((host, port));
+    }
+    if a.bytes().any(|b| b == b'@') {
         return None;
     }
     let (host, port) = if a.starts_with('[') {
@@ -142,8 +155,12 @@ pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
         } else {
             host.bytes().all(|b| HOST_BYTE[usize::from(b)])
         };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
-    (host_ok && port_ok).then_some((host, port))
+    (host_ok && port.is_none_or(valid_port)).then_some((host, port))
+}
+
+/// One to five digits, at most 65535.
+fn valid_port(p: &str) -> bool {
+    (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
 }
 
 /// Bytes a registered host name may hold: letters, digits, and `-._~!$&'()*+;=%`.
@@ -178,33 +195,42 @@ pub(crate) struct UrlParts<'a> {
 
 /// One URL to try, as a range of the candidates' buffer; `query_params` means the
 /// query's pairs are appended as parameters (WebSocket form).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Candidate {
-    range: Range<usize>,
+    start: usize,
+    end: usize,
     pub(crate) query_params: bool,
 }
+
+/// The most candidates a request has: eight WebSocket forms (query dropped or kept, with
+/// and without a trailing slash, each port form), or for a plain request two port forms,
+/// two more for a stripped prefix root and four extra forms.
+const MAX_CANDIDATES: usize = 8;
 
 /// All URLs to try for one request, built once in one buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Candidates {
     buf: String,
-    items: Vec<Candidate>,
+    items: [Candidate; MAX_CANDIDATES],
+    len: usize,
     /// The raw query, when some candidate appends its pairs as parameters.
     query: Option<Range<usize>>,
 }
 
 impl Candidates {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Candidate)> + '_ {
-        self.items.iter().map(|c| (&self.buf[c.range.clone()], c))
+        self.items[..self.len]
+            .iter()
+            .map(|c| (&self.buf[c.start..c.end], c))
     }
 
     /// Takes the URL of candidate `index` out of the buffer, without copying it when it
     /// is the first; the candidates are left empty.
     pub(crate) fn take_url(&mut self, index: usize) -> String {
-        let Some(range) = self.items.get(index).map(|c| c.range.clone()) else {
+        let Some(range) = self.items[..self.len].get(index).map(|c| c.start..c.end) else {
             return String::new();
         };
-        self.items.clear();
+        self.len = 0;
         self.query = None;
         let mut url = std::mem::take(&mut self.buf);
         url.truncate(range.end);
@@ -245,19 +271,19 @@ impl Candidates {
                 buf.push_str(q);
             }
         }
-        let range = start..self.buf.len();
-        if self
-            .items
-            .iter()
-            .any(|c| self.buf[c.range.clone()] == self.buf[range.clone()])
-        {
+        let end = self.buf.len();
+        let url = &self.buf[start..end];
+        if self.len == MAX_CANDIDATES || self.iter().any(|(tried, _)| tried == url) {
+            debug_assert!(self.len < MAX_CANDIDATES, "more candidates than counted");
             self.buf.truncate(start);
             return;
         }
-        self.items.push(Candidate {
-            range,
+        self.items[self.len] = Candidate {
+            start,
+            end,
             query_params: !query && parts.query.is_some(),
-        });
+        };
+        self.len += 1;
     }
 
     /// The URLs to try for a plain request: as received, then with the default port added
@@ -267,7 +293,8 @@ impl Candidates {
     pub(crate) fn build(parts: &UrlParts<'_>, extra_forms: bool) -> Self {
         let mut c = Self {
             buf: String::with_capacity(4 * (parts.len() + 8)),
-            items: Vec::with_capacity(if parts.websocket { 8 } else { 2 }),
+            items: [Candidate::default(); MAX_CANDIDATES],
+            len: 0,
             query: None,
         };
         let ports = [
@@ -786,6 +813,11 @@ mod tests {
             "https://a.com:99999/x",
             "https://a.com:/x",
             "https://a b.com/x",
+            "https://a.com:+443/x",
+            "https://a.com:44a/x",
+            "https://@a.com/x",
+            "https://a.com:1@b.com/x",
+            "https://[::1]@a.com/x",
         ] {
             assert!(parse_full_url(bad).is_err(), "{bad}");
         }
