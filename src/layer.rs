@@ -21,7 +21,8 @@ use crate::error::{
 };
 use crate::future::ResponseFuture;
 use crate::keys::KeyChoice;
-use crate::signature::{body_hash_param, conclude, Params, SignatureBytes, Verifier, TAIL_STACK};
+use crate::scratch;
+use crate::signature::{body_hash_param, conclude, Params, SignatureBytes, Verifier};
 use crate::url::{parts_from_request, BaseUrl, Candidates, UrlSource};
 use crate::verified::VerifiedWebhook;
 
@@ -532,26 +533,27 @@ pub(crate) fn finish(
     body: &Bytes,
 ) -> Result<VerifiedWebhook, SignatureError> {
     let keys = pending.keys.keys(&config.verifier.keys);
-    let mut stack = [0u8; TAIL_STACK];
-    let mut heap = Vec::new();
-    let params = match &pending.mode {
-        BodyMode::Form => Params::from_form(body, &mut stack, &mut heap)?,
-        BodyMode::Hash(_) => Params::default(),
-        BodyMode::Empty if body.is_empty() => Params::default(),
-        BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
-    };
-    let body_hash = match &pending.mode {
-        BodyMode::Hash(expected) => Some((expected.as_str(), &body[..])),
-        _ => None,
-    };
-    conclude(
-        &keys,
-        &mut pending.candidates,
-        &params,
-        &pending.signature,
-        body_hash,
-        pending.idempotency.take(),
-    )
+    scratch::with(scratch::Buffer::Decoded, |stack| {
+        let mut heap = Vec::new();
+        let params = match &pending.mode {
+            BodyMode::Form => Params::from_form(body, stack, &mut heap)?,
+            BodyMode::Hash(_) => Params::default(),
+            BodyMode::Empty if body.is_empty() => Params::default(),
+            BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
+        };
+        let body_hash = match &pending.mode {
+            BodyMode::Hash(expected) => Some((expected.as_str(), &body[..])),
+            _ => None,
+        };
+        conclude(
+            &keys,
+            &mut pending.candidates,
+            &params,
+            &pending.signature,
+            body_hash,
+            pending.idempotency.take(),
+        )
+    })
 }
 
 fn check_basic(headers: &http::HeaderMap, expected: &[u8]) -> Result<(), SignatureErrorKind> {

@@ -56,6 +56,7 @@ mod form;
 mod future;
 mod keys;
 mod layer;
+mod scratch;
 mod signature;
 mod url;
 mod verified;

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
 use crate::form;
 use crate::keys::{Algorithm, KeySet, MatchedKey, PreparedMac, Selected};
+use crate::scratch;
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
 
@@ -154,10 +155,6 @@ fn sort_prefix(name: &[u8]) -> u64 {
         None => 0,
     }
 }
-
-/// How much of the signed string's parameter part is built on the stack; a longer one
-/// goes to the heap.
-pub(crate) const TAIL_STACK: usize = 2048;
 
 /// Copies `src` into `dst` of the same length. Names and values are mostly a few bytes
 /// long, where a call to `memcpy` costs more than the copy: up to 32 bytes are moved as
@@ -395,11 +392,23 @@ pub(crate) fn find_match(
         _ => Vec::new(),
     };
     let query_params = Params::from_items(&query_pairs);
-    let mut stack = [0u8; TAIL_STACK];
-    let mut heap = Vec::new();
-    let tail = params.signed_tail(&mut stack, &mut heap);
-    let mut query_heap = Vec::new();
-    let query_tail = query_params.signed_tail(&mut [], &mut query_heap);
+    scratch::with(scratch::Buffer::Signed, |stack| {
+        let mut heap = Vec::new();
+        let tail = params.signed_tail(stack, &mut heap);
+        let mut query_heap = Vec::new();
+        let query_tail = query_params.signed_tail(&mut [], &mut query_heap);
+        try_each(keys, candidates, signature, tail, query_tail)
+    })
+}
+
+/// Tries every selected key over every candidate URL, each followed by its parameters.
+fn try_each(
+    keys: &Selected<'_>,
+    candidates: &Candidates,
+    signature: &SignatureBytes,
+    tail: &[u8],
+    query_tail: &[u8],
+) -> Option<(usize, MatchedKey)> {
     let mut mac_out = [0u8; 32];
     for (mac, which) in keys.each() {
         if mac.algorithm().mac_len() != signature.len {
