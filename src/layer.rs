@@ -469,23 +469,20 @@ pub(crate) fn prepare<B: Body>(
     if let Some(basic) = &config.basic_auth {
         check_basic(headers, &basic.credentials)?;
     }
-    let signature = {
-        let mut values = headers.get_all(&SIGNATURE).iter();
-        let first = values.next().ok_or(SignatureErrorKind::MissingHeader)?;
-        if values.next().is_some() {
-            return Err(SignatureErrorKind::MalformedHeader.into());
-        }
-        SignatureBytes::decode(first.as_bytes())?
+    let twilio = TwilioHeaders::find(headers);
+    let signature = match twilio.signature {
+        [None, _] => return Err(SignatureErrorKind::MissingHeader.into()),
+        [Some(value), None] => SignatureBytes::decode(value.as_bytes())?,
+        [Some(_), Some(_)] => return Err(SignatureErrorKind::MalformedHeader.into()),
     };
-    let settings = {
-        let mut values = headers.get_all(&SETTINGS).iter();
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(SignatureErrorKind::MalformedHeader.into());
-        }
-        first
-            .map(|v| v.to_str().map_err(|_| SignatureErrorKind::MalformedHeader))
-            .transpose()?
+    let settings = match twilio.settings {
+        [None, _] => None,
+        [Some(value), None] => Some(
+            value
+                .to_str()
+                .map_err(|_| SignatureErrorKind::MalformedHeader)?,
+        ),
+        [Some(_), Some(_)] => return Err(SignatureErrorKind::MalformedHeader.into()),
     };
     let keys = config.verifier.keys.choose(settings)?;
 
@@ -522,8 +519,44 @@ pub(crate) fn prepare<B: Body>(
         candidates,
         mode,
         websocket,
-        idempotency: headers.get(&IDEMPOTENCY).cloned(),
+        idempotency: twilio.idempotency.cloned(),
     })
+}
+
+/// Twilio's headers, found in one pass over the request's headers rather than a hashed
+/// lookup of each long name: the first two values of the signature and settings headers
+/// (a second one makes the request malformed), and the first idempotency token.
+struct TwilioHeaders<'a> {
+    signature: [Option<&'a HeaderValue>; 2],
+    settings: [Option<&'a HeaderValue>; 2],
+    idempotency: Option<&'a HeaderValue>,
+}
+
+impl<'a> TwilioHeaders<'a> {
+    fn find(headers: &'a http::HeaderMap) -> Self {
+        let mut found = Self {
+            signature: [None; 2],
+            settings: [None; 2],
+            idempotency: None,
+        };
+        let keep = |slots: &mut [Option<&'a HeaderValue>; 2], value| {
+            let slot = if slots[0].is_none() { 0 } else { 1 };
+            slots[slot] = slots[slot].or(Some(value));
+        };
+        for (name, value) in headers {
+            // The lengths tell Twilio's names apart from each other and from most others.
+            let name = name.as_str();
+            match name.len() {
+                18 if name == SIGNATURE.as_str() => keep(&mut found.signature, value),
+                36 if name == SETTINGS.as_str() => keep(&mut found.settings, value),
+                26 if name == IDEMPOTENCY.as_str() => {
+                    found.idempotency = found.idempotency.or(Some(value));
+                }
+                _ => {}
+            }
+        }
+        found
+    }
 }
 
 /// Verifies the request once its body is in.
