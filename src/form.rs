@@ -153,11 +153,11 @@ impl Block {
         };
         for (i, chunk) in block.chunks_exact(16).enumerate() {
             let v = lanes(chunk);
-            let bits = |m: u8x16| u64::from(m.move_mask() as u16) << (16 * i);
-            out.amp |= bits(v.cmp_eq(amp));
-            out.eq |= bits(v.cmp_eq(eq));
-            out.esc |= bits(v.cmp_eq(plus) | v.cmp_eq(percent));
-            out.high |= bits(v);
+            let mask = |m: u8x16| u64::from(m.move_mask() as u16) << (16 * i);
+            out.amp |= mask(v.cmp_eq(amp));
+            out.eq |= mask(v.cmp_eq(eq));
+            out.esc |= mask(v.cmp_eq(plus) | v.cmp_eq(percent));
+            out.high |= mask(v);
         }
         out
     }

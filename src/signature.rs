@@ -106,8 +106,8 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
     format!("{url}{sep}bodySHA256={}", body_sha256(body))
 }
 
-/// Form parameters in canonical order: by key then value (byte order), repeated identical
-/// pairs dropped. Names and values are borrowed from the caller's pairs or from the body;
+/// Form parameters as received; [`Params::signed_tail`] puts them in canonical order (by
+/// key then value, byte order, repeated identical pairs once). Names and values are borrowed from the caller's pairs or from the body;
 /// those that needed decoding, from one buffer. A request costs a constant number of
 /// allocations whatever its parameters.
 #[derive(Debug, Default)]
@@ -200,7 +200,7 @@ impl<'a> Params<'a> {
             let (k, v) = item.borrow();
             entries.push(Entry::new(k.as_ref().as_bytes(), v.as_ref().as_bytes()));
         }
-        Self::canonical(entries)
+        Self { entries }
     }
 
     /// Canonical pairs of an `application/x-www-form-urlencoded` body (see
@@ -210,11 +210,7 @@ impl<'a> Params<'a> {
         stack: &'a mut [u8],
         heap: &'a mut Vec<u8>,
     ) -> Result<Self, SignatureErrorKind> {
-        form::parse(bytes, stack, heap).map(Self::canonical)
-    }
-
-    fn canonical(entries: Vec<Entry<'a>>) -> Self {
-        Self { entries }
+        form::parse(bytes, stack, heap).map(|entries| Self { entries })
     }
 
     /// What the parameters add to the signed string: each name then its value, names then
