@@ -218,6 +218,9 @@ impl<'a> Params<'a> {
     /// candidate URL reuses it: into `stack` when it fits, else into `heap`.
     pub(crate) fn signed_tail<'b>(&self, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> &'b [u8] {
         let entries = &self.entries[..];
+        if entries.len() < 2 {
+            return write_tail(entries.iter(), stack, heap);
+        }
         if entries.len() > SMALL {
             let mut sorted = entries.to_vec();
             sorted.sort_unstable_by(Entry::order);
@@ -226,31 +229,49 @@ impl<'a> Params<'a> {
         }
         // A few dozen pairs: sort integers on the stack. Each holds the name's first seven
         // bytes above the pair's index, so most comparisons end there; runs sharing those
-        // bytes are then ordered by name and value.
+        // bytes are then ordered by name and value. The sort is skipped when the order
+        // that sorted the thread's last request of as many pairs sorts these too.
+        let key = |i: usize| sort_prefix(entries[i].name) & !0xff | i as u64;
+        let at = |k: &u64| &entries[(k & 0xff) as usize];
+        let same_prefix = |a: &u64, b: &u64| a >> 8 == b >> 8;
         let mut keys = [0u64; SMALL];
         let keys = &mut keys[..entries.len()];
-        for (i, (slot, e)) in keys.iter_mut().zip(entries).enumerate() {
-            *slot = sort_prefix(e.name) & !0xff | i as u64;
-        }
-        keys.sort_unstable();
-        let at = |k: &u64| &entries[(k & 0xff) as usize];
-        let mut unique = keys.len();
-        let same_prefix = |a: &u64, b: &u64| a >> 8 == b >> 8;
-        if keys.windows(2).any(|w| same_prefix(&w[0], &w[1])) {
+        let unique = scratch::with_order(keys.len(), |order| {
+            // The order that sorted the last request of this size, if it sorts this one:
+            // every name's first bytes then come strictly after the previous name's.
+            if usize::from(order.len) == keys.len() {
+                for (slot, &i) in keys.iter_mut().zip(&order.indexes) {
+                    *slot = key(usize::from(i));
+                }
+                if keys.windows(2).all(|w| w[0] >> 8 < w[1] >> 8) {
+                    return keys.len();
+                }
+            }
+            for (i, slot) in keys.iter_mut().enumerate() {
+                *slot = key(i);
+            }
+            keys.sort_unstable();
+            if !keys.windows(2).any(|w| same_prefix(&w[0], &w[1])) {
+                order.len = keys.len() as u8;
+                for (slot, k) in order.indexes.iter_mut().zip(keys.iter()) {
+                    *slot = *k as u8;
+                }
+                return keys.len();
+            }
             for run in keys.chunk_by_mut(same_prefix) {
                 run.sort_unstable_by(|a, b| at(a).order(at(b)));
             }
             let mut kept = keys.to_vec();
             kept.dedup_by(|a, b| at(a).order(at(b)).is_eq());
-            unique = kept.len();
-            keys[..unique].copy_from_slice(&kept);
-        }
+            keys[..kept.len()].copy_from_slice(&kept);
+            kept.len()
+        });
         write_tail(keys[..unique].iter().map(at), stack, heap)
     }
 }
 
 /// The most pairs sorted by integer keys on the stack.
-const SMALL: usize = 64;
+const SMALL: usize = scratch::ORDER_MAX;
 
 /// Writes each entry's name then value, into `stack` if they fit, else into `heap`.
 fn write_tail<'a, 'e: 'a, 'b>(
@@ -686,6 +707,61 @@ mod tests {
             let want = reference_tail(pairs);
             assert_eq!(tail(&params, 4096), want, "{} pairs", pairs.len());
             assert_eq!(tail(&params, 0), want, "{} pairs, heap", pairs.len());
+        }
+    }
+
+    #[test]
+    fn a_remembered_order_is_used_only_when_it_sorts() {
+        // Requests of one size in a row: the same order again (the remembered order
+        // applies), other orders, other names, names sharing their first bytes, repeats,
+        // and sizes that share a slot. Each must come out as the plain algorithm has it.
+        let names = |words: &[&str]| -> Vec<(String, String)> {
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (w.to_string(), format!("{}", i % 3)))
+                .collect()
+        };
+        let fixture = names(&[
+            "ToCountry",
+            "ToState",
+            "SmsMessageSid",
+            "NumMedia",
+            "ToCity",
+            "FromZip",
+        ]);
+        let mut reversed = fixture.clone();
+        reversed.reverse();
+        let mut rotated = fixture.clone();
+        rotated.rotate_left(2);
+        let other = names(&["b", "a", "d", "c", "f", "e"]);
+        // The fixture's order sorts these names by their first seven bytes, but puts
+        // MessagingB before MessagingA.
+        let shared = names(&[
+            "Tango",
+            "Zulu",
+            "MessagingB",
+            "Bravo",
+            "MessagingA",
+            "Alpha",
+        ]);
+        let repeated = names(&["b", "a", "b", "a", "a", "a"]);
+        let two = names(&["b", "a"]);
+        let sequence = [
+            &fixture, &fixture, &reversed, &reversed, &fixture, &rotated, &other, &fixture,
+            &shared, &shared, &repeated, &repeated, &fixture, &two, &fixture, &two,
+        ];
+        for pairs in sequence {
+            let params = Params::from_items(pairs);
+            assert_eq!(tail(&params, 4096), reference_tail(pairs), "{pairs:?}");
+        }
+        // An order remembered for one size is never applied to another.
+        for n in [8usize, 4, 12, 8, 4, 64, 60, 64] {
+            let pairs: Vec<(String, String)> = (0..n)
+                .map(|i| (format!("k{:02}", (i * 7) % n), i.to_string()))
+                .collect();
+            let params = Params::from_items(&pairs);
+            assert_eq!(tail(&params, 4096), reference_tail(&pairs), "{n} pairs");
         }
     }
 
