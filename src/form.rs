@@ -42,43 +42,69 @@ pub(crate) fn parse<'a>(
     } else {
         parts.heap = Some(heap);
     }
-    // As many pairs as there are `&` and one, counted in vector lanes (255 rounds at
-    // most before a lane could overflow).
-    let mut amps = 0;
-    let one = u8x16::splat(1);
-    for run in bytes.chunks(255 * 16) {
-        let mut counts = u8x16::splat(0);
-        for chunk in run.chunks(16) {
-            counts += lanes(chunk).cmp_eq(u8x16::splat(b'&')) & one;
+    let mut any = u8x16::splat(0);
+    let mut pairs = Vec::new();
+    if bytes.len() <= SMALL_BLOCKS * 64 {
+        // Classified whole first, so that the bitmaps count the pairs.
+        let mut small = [Block::default(); SMALL_BLOCKS];
+        let blocks = &mut small[..bytes.len().div_ceil(64)];
+        for (block, chunk) in blocks.iter_mut().zip(bytes.chunks(64)) {
+            *block = Block::of(chunk, &mut any);
         }
-        amps += counts
-            .to_array()
-            .iter()
-            .map(|&n| usize::from(n))
-            .sum::<usize>();
+        let amps: usize = blocks.iter().map(|b| b.amp.count_ones() as usize).sum();
+        pairs.reserve_exact(amps + 1);
+        read_pairs(blocks.iter().copied(), &mut parts, &mut pairs)?;
+    } else {
+        // As many pairs as there are `&` and one, counted in vector lanes first (255
+        // rounds at most before a lane could overflow).
+        let mut amps = 0;
+        let one = u8x16::splat(1);
+        for run in bytes.chunks(255 * 16) {
+            let mut counts = u8x16::splat(0);
+            for chunk in run.chunks(16) {
+                counts += lanes(chunk).cmp_eq(u8x16::splat(b'&')) & one;
+            }
+            amps += counts
+                .to_array()
+                .iter()
+                .map(|&n| usize::from(n))
+                .sum::<usize>();
+        }
+        pairs.reserve_exact((amps + 1).min(MAX_PARAMS));
+        let blocks = bytes.chunks(64).map(|chunk| Block::of(chunk, &mut any));
+        read_pairs(blocks, &mut parts, &mut pairs)?;
     }
-    let mut pairs = Vec::with_capacity((amps + 1).min(MAX_PARAMS));
-    let mut segment = |range: Range<usize>, eq: Option<usize>, escaped: [bool; 2]| {
-        parts.push(&mut pairs, range, eq, escaped)
-    };
-    let mut non_ascii = 0;
+    // ASCII is UTF-8, and so is any slice of UTF-8 between ASCII delimiters. Otherwise each
+    // name and value must be (decoded ones were checked as they were decoded).
+    if any.move_mask() != 0
+        && std::str::from_utf8(bytes).is_err()
+        && pairs
+            .iter()
+            .any(|e| std::str::from_utf8(e.name).is_err() || std::str::from_utf8(e.value).is_err())
+    {
+        return Err(SignatureErrorKind::MalformedBody);
+    }
+    Ok(pairs)
+}
 
+/// Bodies of at most this many 64-byte blocks are classified whole before their pairs
+/// are read.
+const SMALL_BLOCKS: usize = 32;
+
+/// Reads the pairs of a body, given its blocks in order, into `pairs`.
+#[inline(always)]
+fn read_pairs<'a>(
+    blocks: impl Iterator<Item = Block>,
+    parts: &mut Parts<'a>,
+    pairs: &mut Vec<Entry<'a>>,
+) -> Result<(), SignatureErrorKind> {
     // The pair being read: where it starts, its first `=`, and whether its name and its
     // value hold anything to decode.
     let mut start = 0;
     let mut eq = None;
     let mut escaped = [false; 2];
-    for (index, chunk) in bytes.chunks(64).enumerate() {
+    for (index, block) in blocks.enumerate() {
         let base = index * 64;
-        let block = match chunk.try_into() {
-            Ok(block) => Block::classify(block),
-            Err(_) => {
-                let mut padded = [0u8; 64];
-                padded[..chunk.len()].copy_from_slice(chunk);
-                Block::classify(&padded)
-            }
-        };
-        non_ascii |= block.high;
         let mut amps = block.amp;
         // Bits of this block before `from` belong to pairs already read.
         let mut from = 0;
@@ -102,7 +128,7 @@ pub(crate) fn parse<'a>(
                 break;
             }
             let end = base + to as usize;
-            segment(start..end, eq, escaped)?;
+            parts.push(pairs, start..end, eq, escaped)?;
             start = end + 1;
             eq = None;
             escaped = [false; 2];
@@ -110,18 +136,7 @@ pub(crate) fn parse<'a>(
             from = to + 1;
         }
     }
-    segment(start..bytes.len(), eq, escaped)?;
-    // ASCII is UTF-8, and so is any slice of UTF-8 between ASCII delimiters. Otherwise each
-    // name and value must be (decoded ones were checked as they were decoded).
-    if non_ascii != 0
-        && std::str::from_utf8(bytes).is_err()
-        && pairs
-            .iter()
-            .any(|e| std::str::from_utf8(e.name).is_err() || std::str::from_utf8(e.value).is_err())
-    {
-        return Err(SignatureErrorKind::MalformedBody);
-    }
-    Ok(pairs)
+    parts.push(pairs, start..parts.bytes.len(), eq, escaped)
 }
 
 /// The bits `from..to` of a word (`from <= to <= 64`).
@@ -132,32 +147,41 @@ fn bits(from: u32, to: u32) -> u64 {
 }
 
 /// Bitmaps of one 64-byte block: bit `i` stands for byte `i`.
+#[derive(Clone, Copy, Default)]
 struct Block {
     amp: u64,
     eq: u64,
     /// `+` or `%`.
     esc: u64,
-    /// Outside ASCII.
-    high: u64,
 }
 
 impl Block {
-    #[inline]
-    fn classify(block: &[u8; 64]) -> Self {
+    /// The bitmaps of up to 64 bytes (missing bytes are none of those looked for); the
+    /// bytes are also ORed into `any`, whose high bits then tell whether some byte is
+    /// outside ASCII.
+    #[inline(always)]
+    fn of(chunk: &[u8], any: &mut u8x16) -> Self {
+        match chunk.try_into() {
+            Ok(block) => Self::classify(block, any),
+            Err(_) => {
+                let mut padded = [0u8; 64];
+                padded[..chunk.len()].copy_from_slice(chunk);
+                Self::classify(&padded, any)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn classify(block: &[u8; 64], any: &mut u8x16) -> Self {
         let [amp, eq, plus, percent] = [b'&', b'=', b'+', b'%'].map(u8x16::splat);
-        let mut out = Self {
-            amp: 0,
-            eq: 0,
-            esc: 0,
-            high: 0,
-        };
+        let mut out = Self::default();
         for (i, chunk) in block.chunks_exact(16).enumerate() {
             let v = lanes(chunk);
             let mask = |m: u8x16| u64::from(m.move_mask() as u16) << (16 * i);
             out.amp |= mask(v.cmp_eq(amp));
             out.eq |= mask(v.cmp_eq(eq));
             out.esc |= mask(v.cmp_eq(plus) | v.cmp_eq(percent));
-            out.high |= mask(v);
+            *any |= v;
         }
         out
     }
@@ -386,6 +410,17 @@ mod tests {
             inputs.push(format!("k={pad}%C3%A9{pad}+%2").into_bytes());
         }
         inputs.push((0..=255u8).cycle().take(700).collect());
+        // Bodies on both sides of the size classified whole.
+        for n in [
+            SMALL_BLOCKS * 64 - 1,
+            SMALL_BLOCKS * 64,
+            SMALL_BLOCKS * 64 + 1,
+            9000,
+        ] {
+            let mut body = "To=%2B14155550100&Body=a+b%C3%A9&&x&=y&".repeat(n / 38 + 1);
+            body.truncate(n);
+            inputs.push(body.into_bytes());
+        }
         for input in &inputs {
             let want = reference(input);
             for stack in [0, input.len(), 4096] {
@@ -437,8 +472,13 @@ mod tests {
         block[9] = b'=';
         block[40] = b'+';
         block[63] = b'%';
-        let b = Block::classify(&block);
+        let mut any = u8x16::splat(0);
+        let b = Block::classify(&block, &mut any);
         assert_eq!((b.amp, b.eq, b.esc), (1, 1 << 9, 1 << 40 | 1 << 63));
+        assert_eq!(any.move_mask(), 0);
+        block[5] = 0xc3;
+        Block::classify(&block, &mut any);
+        assert_ne!(any.move_mask(), 0);
         let mut out = [0u8; 32];
         let (n, high) = decode_into(b"ab+cd%41efgh%4+%zz%", &mut out);
         assert_eq!((&out[..n], high), (&b"ab cdAefgh%4 %zz%"[..], false));
