@@ -469,13 +469,13 @@ pub(crate) fn prepare<B: Body>(
     if let Some(basic) = &config.basic_auth {
         check_basic(headers, &basic.credentials)?;
     }
-    let twilio = TwilioHeaders::find(headers);
-    let signature = match twilio.signature {
+    let found = HeaderScan::find(headers);
+    let signature = match found.signature {
         [None, _] => return Err(SignatureErrorKind::MissingHeader.into()),
         [Some(value), None] => SignatureBytes::decode(value.as_bytes())?,
         [Some(_), Some(_)] => return Err(SignatureErrorKind::MalformedHeader.into()),
     };
-    let settings = match twilio.settings {
+    let settings = match found.settings {
         [None, _] => None,
         [Some(value), None] => Some(
             value
@@ -487,7 +487,7 @@ pub(crate) fn prepare<B: Body>(
     let keys = config.verifier.keys.choose(settings)?;
 
     let websocket = is_websocket(req);
-    let declared = declared_length(req)?;
+    let declared = declared_length(found.content_length, req)?;
     if declared.is_some_and(|n| n > config.body_limit as u64) {
         return Err(SignatureErrorKind::BodyTooLarge.into());
     }
@@ -505,7 +505,7 @@ pub(crate) fn prepare<B: Body>(
         BodyMode::Empty
     } else if let Some(hash) = body_hash_param(parts.query)? {
         BodyMode::Hash(hash.into_owned())
-    } else if is_form(headers)? {
+    } else if is_form(found.content_type)? {
         BodyMode::Form
     } else {
         if declared.is_some_and(|n| n > 0) {
@@ -519,31 +519,43 @@ pub(crate) fn prepare<B: Body>(
         candidates,
         mode,
         websocket,
-        idempotency: twilio.idempotency.cloned(),
+        idempotency: found.idempotency.cloned(),
     })
 }
 
-/// Twilio's headers, found in one pass over the request's headers rather than a hashed
-/// lookup of each long name: the first two values of the signature and settings headers
-/// (a second one makes the request malformed), and the first idempotency token.
-struct TwilioHeaders<'a> {
+/// The headers the layer reads, found in one pass over the request's headers rather than
+/// a hashed lookup of each name: the first two values of each (a second one makes the
+/// request malformed), and the first idempotency token.
+struct HeaderScan<'a> {
     signature: [Option<&'a HeaderValue>; 2],
     settings: [Option<&'a HeaderValue>; 2],
     idempotency: Option<&'a HeaderValue>,
+    content_type: [Option<&'a HeaderValue>; 2],
+    content_length: [Option<&'a HeaderValue>; 2],
 }
 
-impl<'a> TwilioHeaders<'a> {
+impl<'a> HeaderScan<'a> {
     fn find(headers: &'a http::HeaderMap) -> Self {
         let mut found = Self {
             signature: [None; 2],
             settings: [None; 2],
             idempotency: None,
+            content_type: [None; 2],
+            content_length: [None; 2],
         };
         let keep = |slots: &mut [Option<&'a HeaderValue>; 2], value| {
             let slot = if slots[0].is_none() { 0 } else { 1 };
             slots[slot] = slots[slot].or(Some(value));
         };
         for (name, value) in headers {
+            if name == header::CONTENT_TYPE {
+                keep(&mut found.content_type, value);
+                continue;
+            }
+            if name == header::CONTENT_LENGTH {
+                keep(&mut found.content_length, value);
+                continue;
+            }
             // The lengths tell Twilio's names apart from each other and from most others.
             let name = name.as_str();
             match name.len() {
@@ -605,14 +617,14 @@ fn check_basic(headers: &http::HeaderMap, expected: &[u8]) -> Result<(), Signatu
     }
 }
 
-/// The declared body length, from `Content-Length` or the body's own exact size.
-fn declared_length<B: Body>(req: &Request<B>) -> Result<Option<u64>, SignatureErrorKind> {
-    let mut values = req.headers().get_all(header::CONTENT_LENGTH).iter();
-    let header = match values.next() {
-        Some(v) => {
-            if values.next().is_some() {
-                return Err(SignatureErrorKind::BodyRead);
-            }
+/// The declared body length, from `Content-Length` (its first two values) or the body's
+/// own exact size.
+fn declared_length<B: Body>(
+    content_length: [Option<&HeaderValue>; 2],
+    req: &Request<B>,
+) -> Result<Option<u64>, SignatureErrorKind> {
+    let header = match content_length {
+        [Some(v), None] => {
             // Digits only (no sign, no spaces), and no more than a u64 holds.
             let digits = v.as_bytes();
             if digits.is_empty() || digits.len() > 20 {
@@ -630,7 +642,8 @@ fn declared_length<B: Body>(req: &Request<B>) -> Result<Option<u64>, SignatureEr
             }
             Some(n)
         }
-        None => None,
+        [Some(_), Some(_)] => return Err(SignatureErrorKind::BodyRead),
+        [None, _] => None,
     };
     let hint = req.body().size_hint();
     Ok(header
@@ -638,14 +651,13 @@ fn declared_length<B: Body>(req: &Request<B>) -> Result<Option<u64>, SignatureEr
         .or(Some(hint.lower()).filter(|&n| n > 0)))
 }
 
-fn is_form(headers: &http::HeaderMap) -> Result<bool, SignatureErrorKind> {
-    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let Some(value) = values.next() else {
-        return Ok(false);
+/// Whether `Content-Type` (its first two values) says the body is a form.
+fn is_form(content_type: [Option<&HeaderValue>; 2]) -> Result<bool, SignatureErrorKind> {
+    let value = match content_type {
+        [Some(v), None] => v,
+        [Some(_), Some(_)] => return Err(SignatureErrorKind::MalformedBody),
+        [None, _] => return Ok(false),
     };
-    if values.next().is_some() {
-        return Err(SignatureErrorKind::MalformedBody);
-    }
     // Twilio sends exactly this.
     if value.as_bytes() == b"application/x-www-form-urlencoded" {
         return Ok(true);
