@@ -106,44 +106,40 @@ fn read_pairs<'a>(
     for (index, block) in blocks.enumerate() {
         let base = index * 64;
         let mut amps = block.amp;
-        // Bits of this block before `from` belong to pairs already read.
-        let mut from = 0;
+        // The bits of this block not read yet: from the current pair's start on.
+        let mut unread = u64::MAX;
         loop {
-            let to = amps.trailing_zeros();
+            // The next `&` (none: zero), and the pair's bits in this block before it.
+            let amp = amps & amps.wrapping_neg();
+            let pair = amp.wrapping_sub(1) & unread;
             match eq {
                 None => {
-                    let eqs = block.eq & bits(from, to);
-                    if eqs == 0 {
-                        escaped[0] |= block.esc & bits(from, to) != 0;
-                    } else {
-                        let at = eqs.trailing_zeros();
-                        eq = Some(base + at as usize);
-                        escaped[0] |= block.esc & bits(from, at) != 0;
-                        escaped[1] |= block.esc & bits(at + 1, to) != 0;
+                    let eqs = block.eq & pair;
+                    let first = eqs & eqs.wrapping_neg();
+                    // Before the first `=` (the whole pair without one), and after it.
+                    let name = first.wrapping_sub(1) & pair;
+                    let value = pair & !(first | first.wrapping_sub(1));
+                    escaped[0] |= block.esc & name != 0;
+                    escaped[1] |= block.esc & value != 0;
+                    if first != 0 {
+                        eq = Some(base + first.trailing_zeros() as usize);
                     }
                 }
-                Some(_) => escaped[1] |= block.esc & bits(from, to) != 0,
+                Some(_) => escaped[1] |= block.esc & pair != 0,
             }
-            if to == 64 {
+            if amp == 0 {
                 break;
             }
-            let end = base + to as usize;
+            let end = base + amp.trailing_zeros() as usize;
             parts.push(pairs, start..end, eq, escaped)?;
             start = end + 1;
             eq = None;
             escaped = [false; 2];
-            amps &= amps - 1;
-            from = to + 1;
+            unread = !(amp | amp.wrapping_sub(1));
+            amps ^= amp;
         }
     }
     parts.push(pairs, start..parts.bytes.len(), eq, escaped)
-}
-
-/// The bits `from..to` of a word (`from <= to <= 64`).
-#[inline]
-fn bits(from: u32, to: u32) -> u64 {
-    let below = |n: u32| !u64::MAX.checked_shl(n).unwrap_or(0);
-    below(to) & !below(from)
 }
 
 /// Bitmaps of one 64-byte block: bit `i` stands for byte `i`.
@@ -464,9 +460,6 @@ mod tests {
 
     #[test]
     fn bitmaps_and_decoding() {
-        assert_eq!(bits(0, 64), u64::MAX);
-        assert_eq!(bits(64, 64), 0);
-        assert_eq!(bits(3, 5), 0b11000);
         let mut block = [b'x'; 64];
         block[0] = b'&';
         block[9] = b'=';
