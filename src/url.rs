@@ -197,9 +197,22 @@ pub(crate) struct UrlParts<'a> {
 /// query's pairs are appended as parameters (WebSocket form).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Candidate {
-    start: usize,
-    end: usize,
+    // Offsets as `u32` keep the candidates, which a request's future carries while its
+    // body arrives, small; a URL never comes near 4 GiB.
+    start: u32,
+    end: u32,
     pub(crate) query_params: bool,
+}
+
+impl Candidate {
+    fn range(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// An offset into the candidates' buffer, as a `u32`.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).expect("URLs are shorter than 4 GiB")
 }
 
 /// The most candidates a request has: eight WebSocket forms (query dropped or kept, with
@@ -214,20 +227,20 @@ pub(crate) struct Candidates {
     items: [Candidate; MAX_CANDIDATES],
     len: usize,
     /// The raw query, when some candidate appends its pairs as parameters.
-    query: Option<Range<usize>>,
+    query: Option<(u32, u32)>,
 }
 
 impl Candidates {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Candidate)> + '_ {
         self.items[..self.len]
             .iter()
-            .map(|c| (&self.buf[c.start..c.end], c))
+            .map(|c| (&self.buf[c.range()], c))
     }
 
     /// Takes the URL of candidate `index` out of the buffer, without copying it when it
     /// is the first; the candidates are left empty.
     pub(crate) fn take_url(&mut self, index: usize) -> String {
-        let Some(range) = self.items[..self.len].get(index).map(|c| c.start..c.end) else {
+        let Some(range) = self.items[..self.len].get(index).map(Candidate::range) else {
             return String::new();
         };
         self.len = 0;
@@ -240,7 +253,8 @@ impl Candidates {
 
     /// The query whose pairs WebSocket candidates append as parameters.
     pub(crate) fn query_params(&self) -> Option<&str> {
-        self.query.clone().map(|r| &self.buf[r])
+        self.query
+            .map(|(start, end)| &self.buf[start as usize..end as usize])
     }
 
     fn push(&mut self, parts: &UrlParts<'_>, port: PortChoice<'_>, slash: bool, query: bool) {
@@ -279,8 +293,8 @@ impl Candidates {
             return;
         }
         self.items[self.len] = Candidate {
-            start,
-            end,
+            start: offset(start),
+            end: offset(end),
             query_params: !query && parts.query.is_some(),
         };
         self.len += 1;
@@ -320,7 +334,7 @@ impl Candidates {
             if let Some(q) = parts.query {
                 let start = c.buf.len();
                 c.buf.push_str(q);
-                c.query = Some(start..c.buf.len());
+                c.query = Some((offset(start), offset(c.buf.len())));
             }
         } else {
             for port in ports {
