@@ -90,17 +90,16 @@ impl Buffer {
         if data.is_empty() {
             return;
         }
-        let more = match (&mut self.more, self.first.is_none()) {
+        // `first` holds the body until a second frame moves it into `more`.
+        let more = match (&mut self.more, self.first.take()) {
             (Some(more), _) => more,
-            (None, true) => {
+            (None, None) => {
                 self.first = Some(data);
                 return;
             }
-            (more @ None, false) => {
+            (more @ None, Some(first)) => {
                 let mut frames = Box::<Frames>::default();
-                if let Some(first) = self.first.take() {
-                    frames.add(first);
-                }
+                frames.add(first);
                 more.insert(frames)
             }
         };

@@ -55,21 +55,8 @@ pub(crate) fn parse<'a>(
         pairs.reserve_exact(amps + 1);
         read_pairs(blocks.iter().copied(), &mut parts, &mut pairs)?;
     } else {
-        // As many pairs as there are `&` and one, counted in vector lanes first (255
-        // rounds at most before a lane could overflow).
-        let mut amps = 0;
-        let one = u8x16::splat(1);
-        for run in bytes.chunks(255 * 16) {
-            let mut counts = u8x16::splat(0);
-            for chunk in run.chunks(16) {
-                counts += lanes(chunk).cmp_eq(u8x16::splat(b'&')) & one;
-            }
-            amps += counts
-                .to_array()
-                .iter()
-                .map(|&n| usize::from(n))
-                .sum::<usize>();
-        }
+        // As many pairs as there are `&` and one, counted first.
+        let amps = bytes.iter().filter(|&&b| b == b'&').count();
         pairs.reserve_exact((amps + 1).min(MAX_PARAMS));
         let blocks = bytes.chunks(64).map(|chunk| Block::of(chunk, &mut any));
         read_pairs(blocks, &mut parts, &mut pairs)?;
@@ -172,7 +159,7 @@ impl Block {
         let [amp, eq, plus, percent] = [b'&', b'=', b'+', b'%'].map(u8x16::splat);
         let mut out = Self::default();
         for (i, chunk) in block.chunks_exact(16).enumerate() {
-            let v = lanes(chunk);
+            let v = u8x16::new(chunk.try_into().expect("16 bytes"));
             let mask = |m: u8x16| u64::from(m.move_mask() as u16) << (16 * i);
             out.amp |= mask(v.cmp_eq(amp));
             out.eq |= mask(v.cmp_eq(eq));
@@ -181,17 +168,6 @@ impl Block {
         }
         out
     }
-}
-
-/// Up to 16 bytes in vector lanes, zero-padded (zero is none of the bytes looked for).
-#[inline]
-fn lanes(chunk: &[u8]) -> u8x16 {
-    let mut lanes = [0u8; 16];
-    match <[u8; 16]>::try_from(chunk) {
-        Ok(full) => lanes = full,
-        Err(_) => lanes[..chunk.len()].copy_from_slice(chunk),
-    }
-    u8x16::new(lanes)
 }
 
 /// The high bit of each byte of `word` that equals `b`.

@@ -107,9 +107,9 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
 }
 
 /// Form parameters as received; [`Params::signed_tail`] puts them in canonical order (by
-/// key then value, byte order, repeated identical pairs once). Names and values are borrowed from the caller's pairs or from the body;
-/// those that needed decoding, from one buffer. A request costs a constant number of
-/// allocations whatever its parameters.
+/// key then value, byte order, repeated identical pairs once). Names and values are
+/// borrowed from the caller's pairs or from the body; those that needed decoding, from one
+/// buffer. A request costs a constant number of allocations whatever its parameters.
 #[derive(Debug, Default)]
 pub(crate) struct Params<'a> {
     entries: Vec<Entry<'a>>,
@@ -187,8 +187,7 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 }
 
 impl<'a> Params<'a> {
-    /// Canonical pairs from caller-supplied ones (owned tuples or references to them), in
-    /// any order.
+    /// The pairs the caller supplied (owned tuples or references to them), in any order.
     pub(crate) fn from_items<T, K, V>(items: &'a [T]) -> Self
     where
         T: Borrow<(K, V)>,
@@ -203,7 +202,7 @@ impl<'a> Params<'a> {
         Self { entries }
     }
 
-    /// Canonical pairs of an `application/x-www-form-urlencoded` body (see
+    /// The pairs of an `application/x-www-form-urlencoded` body (see
     /// [`form::parse`]); decoded text goes to `stack` or `heap`.
     pub(crate) fn from_form(
         bytes: &'a [u8],

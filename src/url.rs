@@ -130,31 +130,17 @@ pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
         };
         return (!host.is_empty() && port.is_none_or(valid_port)).then_some((host, port));
     }
-    if a.bytes().any(|b| b == b'@') {
-        return None;
-    }
-    let (host, port) = if a.starts_with('[') {
-        let end = a.find(']')?;
-        let (host, rest) = a.split_at(end + 1);
-        if rest.is_empty() {
-            (host, None)
-        } else {
-            (host, Some(rest.strip_prefix(':')?))
-        }
-    } else {
-        match a.bytes().position(|b| b == b':') {
-            Some(i) => (&a[..i], Some(&a[i + 1..])),
-            None => (a, None),
-        }
+    // `[v6]` or `[v6]:port`; an `@` can stand in neither.
+    let end = a.find(']')?;
+    let (host, rest) = a.split_at(end + 1);
+    let port = match rest {
+        "" => None,
+        _ => Some(rest.strip_prefix(':')?),
     };
-    let host_ok = !host.is_empty()
-        && if host.starts_with('[') {
-            host[1..host.len() - 1]
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        } else {
-            host.bytes().all(|b| HOST_BYTE[usize::from(b)])
-        };
+    let host_ok = host.len() > 2
+        && host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     (host_ok && port.is_none_or(valid_port)).then_some((host, port))
 }
 
@@ -832,6 +818,7 @@ mod tests {
             "https://@a.com/x",
             "https://a.com:1@b.com/x",
             "https://[::1]@a.com/x",
+            "https://[]/x",
         ] {
             assert!(parse_full_url(bad).is_err(), "{bad}");
         }
