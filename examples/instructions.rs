@@ -3,8 +3,15 @@
 //! compare exactly. `bench/instructions` runs it twice and prints instructions per call.
 //!
 //! ```text
-//! cargo run --release --example instructions -- verify|layer <calls>
+//! cargo run --release --example instructions -- verify|layer|layer-cold|harness-cold <calls>
 //! ```
+//!
+//! `layer-cold` runs the layer as `layer` does, but before each request runs 80 KiB of
+//! straight-line code and writes 64 KiB of data, more than a core's L1 caches hold, as a
+//! server does between two requests (hyper, tokio, the handler, the kernel): each request
+//! then starts with none of the layer's code or data in L1. `harness-cold` does the same
+//! without the layer; the difference is what the layer costs a cold L1, in a form
+//! callgrind's cache simulation counts the same every time.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -22,6 +29,30 @@ struct Fixture {
     url: String,
     form: Vec<(String, String)>,
     signature: String,
+}
+
+/// Repeats its input four times.
+macro_rules! four {
+    ($($t:tt)*) => { { $($t)* } { $($t)* } { $($t)* } { $($t)* } };
+}
+
+/// 4,096 copies of a few instructions that cannot be merged into a loop: about 80 KiB of
+/// code, run once from start to end.
+#[inline(never)]
+fn evict_code(mut x: u64) -> u64 {
+    four! { four! { four! { four! { four! { four! {
+        x = black_box(x).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7);
+    } } } } } }
+    x
+}
+
+/// Writes a byte in each 64-byte line of `buf`.
+#[inline(never)]
+fn evict_data(buf: &mut [u8]) {
+    for line in buf.chunks_mut(64) {
+        line[0] = line[0].wrapping_add(1);
+    }
+    black_box(buf);
 }
 
 fn main() {
@@ -51,7 +82,8 @@ fn main() {
                 assert!(ok.is_ok());
             }
         }
-        "layer" => {
+        "layer" | "layer-cold" | "harness-cold" => {
+            let cold = what != "layer";
             let after_scheme = f.url.find("://").unwrap() + 3;
             let split = after_scheme + f.url[after_scheme..].find('/').unwrap();
             let (base, path) = f.url.split_at(split);
@@ -62,6 +94,11 @@ fn main() {
                 .layer(service_fn(|_req: Request<VerifiedBody>| async {
                     Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
                 }));
+            let harness = service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+            });
+            let mut junk = vec![0u8; 64 * 1024];
+            let mut x = 1;
             let body = Bytes::from(
                 form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(&f.form)
@@ -71,6 +108,10 @@ fn main() {
                 .build()
                 .unwrap();
             for _ in 0..calls {
+                if cold {
+                    x = evict_code(x);
+                    evict_data(&mut junk);
+                }
                 let req = Request::post(path)
                     .header("host", "internal:8080")
                     .header("content-type", "application/x-www-form-urlencoded")
@@ -78,12 +119,17 @@ fn main() {
                     .header("x-twilio-signature", &f.signature)
                     .body(Full::new(body.clone()))
                     .unwrap();
-                let res = rt.block_on(service.clone().oneshot(req)).unwrap();
+                let res = if what == "harness-cold" {
+                    rt.block_on(harness.oneshot(req)).unwrap()
+                } else {
+                    rt.block_on(service.clone().oneshot(req)).unwrap()
+                };
                 assert_eq!(res.status(), StatusCode::OK);
             }
+            black_box(x);
         }
         _ => {
-            eprintln!("usage: instructions verify|layer <calls>");
+            eprintln!("usage: instructions verify|layer|layer-cold|harness-cold <calls>");
             std::process::exit(2);
         }
     }
