@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! load_target serve DIR              # both servers; writes the signed requests to DIR
+//! load_target inproc ROUNDS          # both apps called in-process, timed
 //! load_target serve-mem LIMIT        # one server with the layer, body limit LIMIT bytes
 //! load_target flood ADDR PID LIMIT CONNS form|hash
 //! ```
@@ -16,6 +17,11 @@
 //! same body timeout and trace layer (`app::outer_layers`) that `app::app` puts around
 //! them; only the signature layer is left out. The handlers take a `VerifiedWebhook`, so
 //! that app inserts one, made once at startup, into every request.
+//!
+//! `inproc` calls both apps directly (`oneshot` on the router, the response body read),
+//! rounds of 2,000 requests each alternated, and prints `inproc NAME with_ns=N
+//! without_ns=N`: the fastest round's time per request of each. It is the layer's cost in
+//! the app with warm caches and no network, a reference for the servers' figures.
 //!
 //! `flood` opens CONNS connections to ADDR, sends each a signed body of exactly LIMIT bytes
 //! but its last byte, waits until every connection got that far and the server read all of
@@ -36,9 +42,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
+use tower::ServiceExt;
 use tower_twilio_signature::{sign, url_with_body_sha256, TwilioSignatureLayer, Verifier};
 
 use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
@@ -46,8 +54,8 @@ use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 /// A made-up Auth Token.
 const TOKEN: &str = "5c3e1b7a9d2f4e6a8b0c1d3e5f7a9b2c";
 
-const USAGE: &str =
-    "usage: load_target serve DIR | serve-mem LIMIT | flood ADDR PID LIMIT CONNS form|hash";
+const USAGE: &str = "usage: load_target serve DIR | inproc ROUNDS | serve-mem LIMIT | \
+                     flood ADDR PID LIMIT CONNS form|hash";
 
 fn config() -> AppConfig {
     AppConfig {
@@ -107,6 +115,10 @@ async fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["serve", dir] => serve(PathBuf::from(dir)).await,
+        ["inproc", rounds] => match rounds.parse() {
+            Ok(rounds) if rounds > 0 => inproc(rounds).await,
+            _ => Err(USAGE.to_owned()),
+        },
         ["serve-mem", limit] => match limit.parse() {
             Ok(limit) => serve_mem(limit).await,
             Err(_) => Err(USAGE.to_owned()),
@@ -140,14 +152,12 @@ async fn bind() -> Result<(TcpListener, SocketAddr), String> {
     Ok((listener, addr))
 }
 
-/// Both servers, until killed.
-async fn serve(dir: PathBuf) -> Result<(), String> {
+/// The Frontline app with the layer, checking signatures for URLs under `base`, and the
+/// same app without it.
+fn apps(base: &str) -> Result<(axum::Router, axum::Router), String> {
     let config = config();
-    let (with_listener, with_addr) = bind().await?;
-    let (without_listener, without_addr) = bind().await?;
-    let base = format!("http://{with_addr}");
     let layer = TwilioSignatureLayer::new(TOKEN)
-        .and_then(|l| l.public_base_url(&base))
+        .and_then(|l| l.public_base_url(base))
         .map_err(|e| e.to_string())?;
 
     let with = app::app(layer, AppState::new(&config), &config);
@@ -167,6 +177,15 @@ async fn serve(dir: PathBuf) -> Result<(), String> {
         app::callbacks(AppState::new(&config)).layer(axum::Extension(webhook)),
         &config,
     );
+    Ok((with, without))
+}
+
+/// Both servers, until killed.
+async fn serve(dir: PathBuf) -> Result<(), String> {
+    let (with_listener, with_addr) = bind().await?;
+    let (without_listener, without_addr) = bind().await?;
+    let base = format!("http://{with_addr}");
+    let (with, without) = apps(&base)?;
 
     println!("with http://{with_addr}");
     println!("without http://{without_addr}");
@@ -191,6 +210,57 @@ async fn serve(dir: PathBuf) -> Result<(), String> {
         result
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Both apps called in-process (no sockets, no HTTP parsing): for each request, the time
+/// per request through each, the fastest of `rounds` alternated rounds of 2,000 requests.
+async fn inproc(rounds: usize) -> Result<(), String> {
+    const BATCH: u32 = 2_000;
+    let base = "http://127.0.0.1:8080";
+    let (with, without) = apps(base)?;
+    for (name, path, pairs) in requests() {
+        let url = format!("{base}{path}");
+        let signature = sign(
+            TOKEN,
+            &url,
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let body = bytes::Bytes::from(form_body(&pairs));
+        let request = || {
+            axum::http::Request::post(path)
+                .header("host", "127.0.0.1:8080")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("content-length", body.len())
+                .header("x-twilio-signature", signature.as_str())
+                .body(axum::body::Body::from(body.clone()))
+                .map_err(|e| e.to_string())
+        };
+        let mut fastest = [Duration::MAX; 2];
+        for round in 0..rounds {
+            for side in [round % 2, 1 - round % 2] {
+                let router = if side == 0 { &with } else { &without };
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    let res = router
+                        .clone()
+                        .oneshot(request()?)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if res.status() != axum::http::StatusCode::OK {
+                        return Err(format!("{name}: {}", res.status()));
+                    }
+                    res.into_body().collect().await.map_err(|e| e.to_string())?;
+                }
+                fastest[side] = fastest[side].min(start.elapsed() / BATCH);
+            }
+        }
+        println!(
+            "inproc {name} with_ns={} without_ns={}",
+            fastest[0].as_nanos(),
+            fastest[1].as_nanos()
+        );
     }
     Ok(())
 }
