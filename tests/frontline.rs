@@ -26,7 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower_twilio_signature::{sign, TwilioSignatureLayer};
 
-use crate::app::{AppConfig, AppState, ConversationUpdate, REQUEST_BODY_TIMEOUT, SAMPLE_CUSTOMERS};
+use crate::app::{
+    AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT, SAMPLE_CUSTOMERS,
+};
 use crate::checks::{Expect, Target, Transport};
 
 const TOKEN: &str = "12345678901234567890123456789012";
@@ -514,6 +516,24 @@ async fn routing_assigns_the_customers_worker() {
             worker: "alice@example.com".to_owned(),
         }]
     );
+}
+
+/// A service that runs for months keeps the latest updates only, and still counts them all.
+#[test]
+fn recorded_updates_are_capped() {
+    let state = AppState::new(&default_config());
+    let update = |i: usize| ConversationUpdate::AddWorker {
+        conversation_sid: format!("CH{i}"),
+        worker: "alice@example.com".to_owned(),
+    };
+    for i in 0..KEPT_UPDATES + 5 {
+        state.record(update(i));
+    }
+    let kept = state.updates();
+    assert_eq!(kept.len(), KEPT_UPDATES);
+    assert_eq!(kept[0], update(5), "the oldest are dropped first");
+    assert_eq!(kept[KEPT_UPDATES - 1], update(KEPT_UPDATES + 4));
+    assert_eq!(state.updates_recorded(), (KEPT_UPDATES + 5) as u64);
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ async fn main() -> ExitCode {
     println!(
         "frontline: stopped (callbacks handled: {}, Conversations updates recorded: {})",
         state.callbacks_handled(),
-        state.updates().len()
+        state.updates_recorded()
     );
     ExitCode::SUCCESS
 }

@@ -16,7 +16,7 @@
 //! clients (64), until N requests (500,000) are sent or S seconds (90) have passed, checks
 //! every answer, samples the server's memory, and prints a summary. The body limit B
 //! (65,536 bytes) must be the server's. `--skip-recording` leaves out the callbacks that
-//! make the app record a Conversations update, which it keeps in memory for good.
+//! make the app record a Conversations update (it keeps the latest 1,000 in memory).
 //! `soak/run` runs both.
 //! Exit code 0 when every check passed.
 
@@ -117,7 +117,7 @@ async fn serve(limit: usize) -> Result<bool, String> {
     println!(
         "stopped callbacks_handled={} updates={}",
         state.callbacks_handled(),
-        state.updates().len()
+        state.updates_recorded()
     );
     Ok(true)
 }

@@ -5,6 +5,7 @@ mod customers;
 mod handlers;
 mod templates;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -54,6 +55,10 @@ pub(crate) enum ConversationUpdate {
     },
 }
 
+/// How many of the latest Conversations updates the app keeps: a service that runs for
+/// months must not grow with every callback.
+pub(crate) const KEPT_UPDATES: usize = 1_000;
+
 /// Shared state: the customer book, the proxy numbers and what the callbacks did.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
@@ -66,7 +71,14 @@ struct Inner {
     sms_number: Option<String>,
     whatsapp_number: Option<String>,
     callbacks_handled: AtomicU64,
-    updates: Mutex<Vec<ConversationUpdate>>,
+    updates: Mutex<Updates>,
+}
+
+/// The latest [`KEPT_UPDATES`] Conversations updates, and how many were recorded in all.
+#[derive(Debug, Default)]
+struct Updates {
+    latest: VecDeque<ConversationUpdate>,
+    recorded: u64,
 }
 
 impl AppState {
@@ -78,7 +90,7 @@ impl AppState {
                 sms_number: config.sms_number.clone(),
                 whatsapp_number: config.whatsapp_number.clone(),
                 callbacks_handled: AtomicU64::new(0),
-                updates: Mutex::new(Vec::new()),
+                updates: Mutex::new(Updates::default()),
             }),
         }
     }
@@ -88,9 +100,17 @@ impl AppState {
         self.inner.callbacks_handled.load(Ordering::Relaxed)
     }
 
-    /// The Conversations API calls recorded so far, oldest first.
+    /// The latest Conversations API calls recorded (at most [`KEPT_UPDATES`]), oldest
+    /// first.
+    #[allow(dead_code)] // read by the tests; the binary logs each call as it records it
     pub(crate) fn updates(&self) -> Vec<ConversationUpdate> {
-        self.updates_lock().clone()
+        self.updates_lock().latest.iter().cloned().collect()
+    }
+
+    /// How many Conversations API calls were recorded since the start, the ones no longer
+    /// kept included.
+    pub(crate) fn updates_recorded(&self) -> u64 {
+        self.updates_lock().recorded
     }
 
     fn customers(&self) -> &'static [Customer] {
@@ -109,11 +129,16 @@ impl AppState {
         self.inner.callbacks_handled.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn record(&self, update: ConversationUpdate) {
-        self.updates_lock().push(update);
+    pub(crate) fn record(&self, update: ConversationUpdate) {
+        let mut updates = self.updates_lock();
+        if updates.latest.len() == KEPT_UPDATES {
+            updates.latest.pop_front();
+        }
+        updates.latest.push_back(update);
+        updates.recorded += 1;
     }
 
-    fn updates_lock(&self) -> std::sync::MutexGuard<'_, Vec<ConversationUpdate>> {
+    fn updates_lock(&self) -> std::sync::MutexGuard<'_, Updates> {
         self.inner
             .updates
             .lock()
