@@ -105,6 +105,23 @@ fn requests() -> Vec<(&'static str, &'static str, Form)> {
     ]
 }
 
+/// Each request of [`requests`]: its name, path, form body, and `X-Twilio-Signature` for
+/// the server at `base`.
+fn signed_requests(base: &str) -> Vec<(&'static str, &'static str, String, String)> {
+    requests()
+        .into_iter()
+        .map(|(name, path, pairs)| {
+            let url = format!("{base}{path}");
+            let signature = sign(
+                TOKEN,
+                &url,
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            (name, path, form_body(&pairs), signature)
+        })
+        .collect()
+}
+
 fn form_body(pairs: &[(String, String)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -191,14 +208,8 @@ async fn serve(dir: PathBuf) -> Result<(), String> {
 
     println!("with http://{with_addr}");
     println!("without http://{without_addr}");
-    for (name, path, pairs) in requests() {
-        let url = format!("{base}{path}");
-        let signature = sign(
-            TOKEN,
-            &url,
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        std::fs::write(dir.join(format!("{name}.body")), form_body(&pairs))
+    for (name, path, body, signature) in signed_requests(&base) {
+        std::fs::write(dir.join(format!("{name}.body")), body)
             .and_then(|()| std::fs::write(dir.join(format!("{name}.sig")), signature))
             .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
         println!("request {name} {path}");
@@ -223,14 +234,8 @@ async fn inproc(rounds: usize) -> Result<(), String> {
     const BATCH: u32 = 500;
     let base = "http://127.0.0.1:8080";
     let (with, without) = apps(base)?;
-    for (name, path, pairs) in requests() {
-        let url = format!("{base}{path}");
-        let signature = sign(
-            TOKEN,
-            &url,
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let body = bytes::Bytes::from(form_body(&pairs));
+    for (name, path, body, signature) in signed_requests(base) {
+        let body = bytes::Bytes::from(body);
         let request = || {
             axum::http::Request::post(path)
                 .header("host", "127.0.0.1:8080")
