@@ -84,6 +84,7 @@ fn main() {
         }
         "layer" | "layer-cold" | "harness-cold" => {
             let cold = what != "layer";
+            let bare = what == "harness-cold";
             let after_scheme = f.url.find("://").unwrap() + 3;
             let split = after_scheme + f.url[after_scheme..].find('/').unwrap();
             let (base, path) = f.url.split_at(split);
@@ -119,7 +120,7 @@ fn main() {
                     .header("x-twilio-signature", &f.signature)
                     .body(Full::new(body.clone()))
                     .unwrap();
-                let res = if what == "harness-cold" {
+                let res = if bare {
                     rt.block_on(harness.oneshot(req)).unwrap()
                 } else {
                     rt.block_on(service.clone().oneshot(req)).unwrap()
