@@ -179,26 +179,34 @@ pub(crate) struct UrlParts<'a> {
     pub(crate) query: Option<&'a str>,
 }
 
-/// One URL to try, as a range of the candidates' buffer; `query_params` means the
-/// query's pairs are appended as parameters (WebSocket form).
+/// A range of the candidates' buffer. Offsets as `u32` keep the candidates, which a
+/// request's future carries while its body arrives, small; a URL never comes near 4 GiB.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Candidate {
-    // Offsets as `u32` keep the candidates, which a request's future carries while its
-    // body arrives, small; a URL never comes near 4 GiB.
+struct Span {
     start: u32,
     end: u32,
-    pub(crate) query_params: bool,
 }
 
-impl Candidate {
-    fn range(&self) -> Range<usize> {
+impl Span {
+    fn new(range: Range<usize>) -> Self {
+        let offset = |at: usize| u32::try_from(at).expect("URLs are shorter than 4 GiB");
+        Self {
+            start: offset(range.start),
+            end: offset(range.end),
+        }
+    }
+
+    fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
     }
 }
 
-/// An offset into the candidates' buffer, as a `u32`.
-fn offset(at: usize) -> u32 {
-    u32::try_from(at).expect("URLs are shorter than 4 GiB")
+/// One URL to try; `query_params` means the query's pairs are appended as parameters
+/// (WebSocket form).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Candidate {
+    span: Span,
+    pub(crate) query_params: bool,
 }
 
 /// The most candidates a request has: eight WebSocket forms (query dropped or kept, with
@@ -213,20 +221,20 @@ pub(crate) struct Candidates {
     items: [Candidate; MAX_CANDIDATES],
     len: usize,
     /// The raw query, when some candidate appends its pairs as parameters.
-    query: Option<(u32, u32)>,
+    query: Option<Span>,
 }
 
 impl Candidates {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Candidate)> + '_ {
         self.items[..self.len]
             .iter()
-            .map(|c| (&self.buf[c.range()], c))
+            .map(|c| (&self.buf[c.span.range()], c))
     }
 
     /// Takes the URL of candidate `index` out of the buffer, without copying it when it
     /// is the first; the candidates are left empty.
     pub(crate) fn take_url(&mut self, index: usize) -> String {
-        let Some(range) = self.items[..self.len].get(index).map(Candidate::range) else {
+        let Some(range) = self.items[..self.len].get(index).map(|c| c.span.range()) else {
             return String::new();
         };
         self.len = 0;
@@ -239,8 +247,7 @@ impl Candidates {
 
     /// The query whose pairs WebSocket candidates append as parameters.
     pub(crate) fn query_params(&self) -> Option<&str> {
-        self.query
-            .map(|(start, end)| &self.buf[start as usize..end as usize])
+        self.query.map(|span| &self.buf[span.range()])
     }
 
     fn push(&mut self, parts: &UrlParts<'_>, port: PortChoice<'_>, slash: bool, query: bool) {
@@ -279,8 +286,7 @@ impl Candidates {
             return;
         }
         self.items[self.len] = Candidate {
-            start: offset(start),
-            end: offset(end),
+            span: Span::new(start..end),
             query_params: !query && parts.query.is_some(),
         };
         self.len += 1;
@@ -320,7 +326,7 @@ impl Candidates {
             if let Some(q) = parts.query {
                 let start = c.buf.len();
                 c.buf.push_str(q);
-                c.query = Some((offset(start), offset(c.buf.len())));
+                c.query = Some(Span::new(start..c.buf.len()));
             }
         } else {
             for port in ports {
