@@ -8,10 +8,7 @@
 //! Run with `cargo bench --bench verify`.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion};
@@ -24,6 +21,10 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{
     sign, url_with_body_sha256, TwilioSignatureLayer, VerifiedBody, Verifier,
 };
+
+#[path = "support/poll_once.rs"]
+mod poll_once;
+use poll_once::poll_once;
 
 /// The fixture: a typical inbound SMS webhook and the signature twilio-node computed.
 #[derive(Deserialize)]
@@ -217,20 +218,6 @@ fn bench_layer(c: &mut Criterion) {
         );
     });
     g.finish();
-}
-
-/// Runs a future that must finish at its first poll: the layer's, over a body that is
-/// all there (as a server's usually is by the time the request is routed). One poll with a
-/// waker that does nothing, so that the harness adds no executor bookkeeping (entering a
-/// runtime, its clock reads) to what is measured; a future that waited would panic here
-/// rather than be timed wrong.
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the request did not finish at its first poll"),
-    }
 }
 
 /// Splits `https://host/path` into the base URL and the request path.

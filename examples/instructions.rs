@@ -14,10 +14,7 @@
 //! callgrind's cache simulation counts the same every time.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -25,6 +22,10 @@ use http_body_util::Full;
 use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{TwilioSignatureLayer, VerifiedBody, Verifier};
+
+#[path = "../benches/support/poll_once.rs"]
+mod poll_once;
+use poll_once::poll_once;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -133,16 +134,5 @@ fn main() {
             eprintln!("usage: instructions verify|layer|layer-cold|harness-cold <calls>");
             std::process::exit(2);
         }
-    }
-}
-
-/// Runs a future that must finish at its first poll, with no executor around it, as
-/// `benches/verify.rs` does.
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the request did not finish at its first poll"),
     }
 }
