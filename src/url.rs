@@ -117,9 +117,6 @@ fn is_path_byte(b: u8) -> bool {
 
 /// Splits `host[:port]` (IPv6 hosts in brackets). `None` if malformed or if it carries user info.
 pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
-    if a.is_empty() {
-        return None;
-    }
     if !a.starts_with('[') {
         // One pass: host bytes up to the first `:` (an `@` is not one), then a port of
         // digits only (nor is an `@` one of those).
