@@ -18,9 +18,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 use sha1::Sha1;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_twilio_signature::{
-    sign, url_with_body_sha256, TwilioSignatureLayer, VerifiedBody, Verifier,
-};
+use tower_twilio_signature::{sign_body, TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
 
 #[path = "support/poll_once.rs"]
 mod poll_once;
@@ -84,8 +82,7 @@ fn bench_verify(c: &mut Criterion) {
         .is_err());
 
     let body = json_body();
-    let json_url = url_with_body_sha256(&f.url, &body);
-    let json_sig = sign(&f.token, &json_url, [] as [(&str, &str); 0]);
+    let (json_url, json_sig) = sign_body(&f.token, &f.url, &body);
     assert!(verifier
         .verify_body(&json_url, &body, &json_sig, None)
         .is_ok());
@@ -163,8 +160,7 @@ fn bench_layer(c: &mut Criterion) {
     let (base, path) = split_base(&f.url);
     let layer = TwilioSignatureLayer::new(&f.token)
         .unwrap()
-        .public_base_url(base)
-        .unwrap();
+        .url_source(UrlSource::base_url(base).unwrap());
     let service = layer.layer(service_fn(|_req: Request<VerifiedBody>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
     }));

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource};
 
 use crate::app::{
     AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT, SAMPLE_CUSTOMERS,
@@ -81,8 +81,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let layer = TwilioSignatureLayer::new(TOKEN)
             .unwrap()
-            .public_base_url(&format!("http://{addr}"))
-            .unwrap();
+            .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap());
         Self::serve(listener, layer, config).await
     }
 
@@ -831,11 +830,10 @@ async fn healthz_needs_no_signature() {
 async fn a_json_body_is_refused_after_the_signature_check() {
     let server = Server::start().await;
     let body = br#"{"Location":"GetCustomersList"}"#;
-    let url = tower_twilio_signature::url_with_body_sha256(&server.url("/callbacks/crm"), body);
-    let no_params: [(&str, &str); 0] = [];
+    let (url, signature) = sign_body(TOKEN, &server.url("/callbacks/crm"), body);
     let request = Request::post(&url)
         .header(header::CONTENT_TYPE, "application/json")
-        .header("x-twilio-signature", sign(TOKEN, &url, no_params))
+        .header("x-twilio-signature", signature)
         .body(Full::new(Bytes::from_static(body)))
         .unwrap();
     let (status, body) = server.send(request).await;
@@ -1010,9 +1008,8 @@ async fn check_endpoint_sends_basic_credentials_and_signs_without_them() {
     let addr = listener.local_addr().unwrap();
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url(&format!("http://{addr}"))
-        .unwrap()
-        .with_basic_auth("twilio", "s3cret:!")
+        .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap())
+        .basic_auth("twilio", "s3cret:!")
         .unwrap();
     let server = Server::serve(listener, layer, default_config()).await;
     let with = Target::parse(&format!("http://twilio:s3cret%3A%21@{addr}/callbacks/crm")).unwrap();

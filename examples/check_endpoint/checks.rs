@@ -10,7 +10,7 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use tower_twilio_signature::{body_sha256, sign, url_with_body_sha256};
+use tower_twilio_signature::{body_sha256, sign, sign_url, url_with_body_sha256};
 
 /// How to read the answers, printed before the checks.
 pub(crate) const RULE: &str = "Rule: a request with a valid signature passes when the answer is \
@@ -158,7 +158,6 @@ pub(crate) fn probes(target: &Target, auth_token: &str) -> Vec<Probe> {
 
     let json_url = url_with_body_sha256(url, JSON_BODY.as_bytes());
     let other_json = r#"{"CallSid":"CA1234567890ABCDE","Caller":"+15005550006"}"#;
-    let no_params: [(&str, &str); 0] = [];
 
     let form_probe = |name, sent: &str, signature: Option<String>, body: &Bytes, expect| Probe {
         name,
@@ -223,26 +222,26 @@ pub(crate) fn probes(target: &Target, auth_token: &str) -> Vec<Probe> {
         get_probe(
             "GET with query, valid signature",
             "signed for this URL",
-            sign(auth_token, &get_url, no_params),
+            sign_url(auth_token, &get_url),
             Expect::Accepted,
         ),
         get_probe(
             "GET with query, signature for another URL",
             &format!("signed for {WRONG_URL}"),
-            sign(auth_token, WRONG_URL, no_params),
+            sign_url(auth_token, WRONG_URL),
             Expect::Rejected,
         ),
         json_probe(
             "POST JSON, valid signature",
             "bodySHA256 of the body, URL signed",
-            sign(auth_token, &json_url, no_params),
+            sign_url(auth_token, &json_url),
             JSON_BODY,
             Expect::Accepted,
         ),
         json_probe(
             "POST JSON, signature for another URL",
             &format!("bodySHA256 of the body, signed for {WRONG_URL}"),
-            sign(auth_token, WRONG_URL, no_params),
+            sign_url(auth_token, WRONG_URL),
             JSON_BODY,
             Expect::Rejected,
         ),
@@ -252,7 +251,7 @@ pub(crate) fn probes(target: &Target, auth_token: &str) -> Vec<Probe> {
                 "URL signed, body's SHA-256 is {}…",
                 &body_sha256(other_json.as_bytes())[..12]
             ),
-            sign(auth_token, &json_url, no_params),
+            sign_url(auth_token, &json_url),
             other_json,
             Expect::Rejected,
         ),

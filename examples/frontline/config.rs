@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource};
 
 const DEFAULT_BIND_ADDR: &str = "127.0.0.1:3000";
 const DEMO_SMS_NUMBER: &str = "+12025550100";
@@ -205,18 +205,21 @@ fn layer_for(
 ) -> Result<TwilioSignatureLayer, BadValue> {
     let layer =
         TwilioSignatureLayer::new(token).map_err(|e| bad("TWILIO_AUTH_TOKEN", e.to_string()))?;
+    Ok(layer.url_source(url_source(mode, bound)?))
+}
+
+fn url_source(mode: &UrlMode, bound: SocketAddr) -> Result<UrlSource, BadValue> {
     match mode {
-        UrlMode::Fixed(url) => layer
-            .public_base_url(url)
-            .map_err(|e| bad("PUBLIC_BASE_URL", format!("{url:?}: {e}"))),
-        UrlMode::XForwarded(hops) => layer
-            .trust_x_forwarded(*hops)
-            .map_err(|e| bad("TRUST_FORWARDED_HOPS", e.to_string())),
-        UrlMode::HostHeader => layer
-            .use_host_header("https")
-            .map_err(|e| bad("PUBLIC_BASE_URL", e.to_string())),
-        UrlMode::Demo => layer
-            .public_base_url(&format!("http://{bound}"))
+        UrlMode::Fixed(url) => {
+            UrlSource::base_url(url).map_err(|e| bad("PUBLIC_BASE_URL", format!("{url:?}: {e}")))
+        }
+        UrlMode::XForwarded(hops) => {
+            UrlSource::x_forwarded(*hops).map_err(|e| bad("TRUST_FORWARDED_HOPS", e.to_string()))
+        }
+        UrlMode::HostHeader => {
+            UrlSource::host_header("https").map_err(|e| bad("PUBLIC_BASE_URL", e.to_string()))
+        }
+        UrlMode::Demo => UrlSource::base_url(&format!("http://{bound}"))
             .map_err(|e| bad("BIND_ADDR", e.to_string())),
     }
 }
