@@ -56,8 +56,20 @@ pub enum SignatureErrorKind {
     /// No public URL could be built for the request (missing or malformed `Host`,
     /// untrusted or malformed forwarded headers, user info, a path that is not absolute).
     NoUrl,
-    /// HTTP Basic authentication is configured and the request lacks valid credentials.
+    /// HTTP Basic or Digest authentication is configured and the request lacks valid
+    /// credentials: none, more than one `Authorization` header, another scheme, a Digest
+    /// header that cannot be parsed, the wrong user name, realm, `uri`, `qop` or password,
+    /// or an algorithm that was not offered. Answered 401 with a challenge.
     Unauthorized,
+    /// HTTP Digest authentication: the credentials are right, but the nonce is expired or was
+    /// made by another instance of the layer (another replica, or before a restart).
+    /// Answered 401 with a fresh challenge marked `stale=true`, so the client retries with
+    /// the new nonce.
+    StaleNonce,
+    /// No configured key produced the signature, and the webhook's `AccountSid` is one the
+    /// per-account lookup ([`Verifier::with_account_tokens`](crate::Verifier::with_account_tokens))
+    /// does not know (or gave a token with whitespace at either end).
+    UnknownAccount,
 }
 
 impl SignatureError {
@@ -73,14 +85,17 @@ impl SignatureError {
         self.kind
     }
 
-    /// The status the default rejection answers with: 401 for missing Basic credentials,
-    /// 413 for a body over the limit, 400 for a body that could not be read, 403 otherwise.
+    /// The status the default rejection answers with: 401 for missing or wrong Basic or
+    /// Digest credentials (and a stale Digest nonce), 413 for a body over the limit, 400 for
+    /// a body that could not be read, 403 otherwise.
     #[must_use]
     pub const fn status(&self) -> StatusCode {
         match self.kind {
             SignatureErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             SignatureErrorKind::BodyRead => StatusCode::BAD_REQUEST,
-            SignatureErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            SignatureErrorKind::Unauthorized | SignatureErrorKind::StaleNonce => {
+                StatusCode::UNAUTHORIZED
+            }
             _ => StatusCode::FORBIDDEN,
         }
     }
@@ -107,7 +122,9 @@ impl fmt::Display for SignatureError {
             SignatureErrorKind::BodyTooLarge => "request body too large",
             SignatureErrorKind::BodyRead => "request body could not be read",
             SignatureErrorKind::NoUrl => "no public URL could be built for the request",
-            SignatureErrorKind::Unauthorized => "missing or invalid HTTP Basic credentials",
+            SignatureErrorKind::Unauthorized => "missing or invalid HTTP credentials",
+            SignatureErrorKind::StaleNonce => "stale HTTP Digest nonce",
+            SignatureErrorKind::UnknownAccount => "unknown AccountSid",
         })
     }
 }
@@ -147,6 +164,8 @@ pub enum ConfigError {
     InvalidEnv(&'static str, Box<Self>),
     /// Basic authentication credentials that cannot be used (empty user name, `:` in it).
     InvalidBasicAuth,
+    /// Digest authentication settings that cannot be used; the text says which.
+    InvalidDigestAuth(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -169,6 +188,7 @@ impl fmt::Display for ConfigError {
             Self::InvalidBasicAuth => {
                 f.write_str("Basic auth user name must be non-empty and contain no ':'")
             }
+            Self::InvalidDigestAuth(what) => write!(f, "invalid Digest auth setting: {what}"),
         }
     }
 }
@@ -216,17 +236,17 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
     }
 }
 
-/// Adds what every rejection carries, whoever built it: the error, and a Basic challenge on 401.
+/// Adds what every rejection carries, whoever built it: the error, and the challenges of a
+/// 401 (unless the response already has its own `WWW-Authenticate`).
 pub(crate) fn finish_rejection<B>(
     mut res: Response<B>,
     error: SignatureError,
-    realm: Option<&HeaderValue>,
+    challenges: Vec<HeaderValue>,
 ) -> Response<B> {
-    if error.kind == SignatureErrorKind::Unauthorized {
-        if let Some(realm) = realm {
+    if !res.headers().contains_key(header::WWW_AUTHENTICATE) {
+        for challenge in challenges {
             res.headers_mut()
-                .entry(header::WWW_AUTHENTICATE)
-                .or_insert_with(|| realm.clone());
+                .append(header::WWW_AUTHENTICATE, challenge);
         }
     }
     res.extensions_mut().insert(error);
@@ -263,6 +283,7 @@ mod tests {
             UnsignedBody,
             MalformedBody,
             NoUrl,
+            UnknownAccount,
         ] {
             assert_eq!(
                 SignatureError::new(kind).status(),
@@ -278,10 +299,13 @@ mod tests {
             SignatureError::new(BodyRead).status(),
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(
-            SignatureError::new(Unauthorized).status(),
-            StatusCode::UNAUTHORIZED
-        );
+        for kind in [Unauthorized, StaleNonce] {
+            assert_eq!(
+                SignatureError::new(kind).status(),
+                StatusCode::UNAUTHORIZED,
+                "{kind:?}"
+            );
+        }
     }
 
     #[derive(Debug)]

@@ -166,7 +166,7 @@ where
                         .and_then(|bytes| config.after_body(&pending, &bytes).map(|v| (v, bytes)));
                     match verified {
                         Ok((verified, bytes)) => {
-                            parts.extensions.insert(verified);
+                            verified.insert_into(&mut parts.extensions);
                             let req = Request::from_parts(parts, VerifiedBody::from_bytes(bytes));
                             let future = inner.call(req);
                             this.state.set(State::Calling { future });

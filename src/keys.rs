@@ -90,6 +90,9 @@ pub enum MatchedKey {
     AuthToken(usize),
     /// The SharedKey with this id.
     SharedKey(Arc<str>),
+    /// The Auth Token the per-account lookup gave for this `AccountSid`
+    /// (see [`Verifier::with_account_tokens`](crate::Verifier::with_account_tokens)).
+    Account(Arc<str>),
 }
 
 /// Keyed MAC state prepared once per secret.
@@ -203,6 +206,11 @@ impl fmt::Debug for KeyChoice {
 }
 
 impl KeyChoice {
+    /// Whether the request names no SharedKey, so account Auth Tokens apply.
+    pub(crate) fn is_auth_tokens(&self) -> bool {
+        matches!(self, Self::AuthTokens)
+    }
+
     /// The keys to try.
     pub(crate) fn keys<'a>(&'a self, set: &'a KeySet) -> Selected<'a> {
         match self {

@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::auth::BasicAuth;
+use crate::auth::{BasicAuth, DigestAlgorithm, DigestAuth, HttpAuth, DEFAULT_NONCE_LIFETIME};
 use crate::error::{ConfigError, DefaultRejection};
 use crate::request::Config;
 use crate::service::TwilioSignature;
@@ -123,14 +124,105 @@ impl<R> TwilioSignatureLayer<R> {
     /// Requires HTTP Basic credentials before the signature is checked; a request without
     /// them gets 401 with `WWW-Authenticate: Basic realm="Twilio"`, which is how Twilio
     /// learns to send them. Put the credentials in the webhook URL you give Twilio
-    /// (`https://user:pass@host/path`); Twilio drops them from the URL it signs.
+    /// (`https://user:pass@host/path`); Twilio drops them from the URL it signs. Replaces
+    /// Digest authentication if it was set: a layer requires one scheme or none.
     ///
     /// # Errors
     /// [`ConfigError::InvalidBasicAuth`] for an empty user name or one containing `:`.
     pub fn basic_auth(mut self, username: &str, password: &str) -> Result<Self, ConfigError> {
         self.config_mut()
-            .set_basic_auth(BasicAuth::new(username, password)?);
+            .set_http_auth(HttpAuth::Basic(BasicAuth::new(username, password)?));
         Ok(self)
+    }
+
+    /// Requires HTTP Digest credentials (RFC 7616) before the signature is checked, in place
+    /// of the password Basic would send in clear. Replaces Basic authentication if it was set.
+    ///
+    /// A request without valid credentials gets 401 with two challenges, SHA-256 first, then
+    /// MD5, both `realm="Twilio"`, `qop="auth"`. As with Basic, put the credentials in the
+    /// webhook URL you give Twilio; Twilio drops them from the URL it signs.
+    ///
+    /// Nonces are kept nowhere: each is a timestamp with an HMAC-SHA256 of it under a random
+    /// key made here, and is accepted for 5 minutes. So a captured request can be replayed
+    /// while its nonce lives (the signature alone allows replay at any time already); and
+    /// each layer built (each replica, each restart) has its own key. A nonce from another
+    /// one, or an expired one, with otherwise right credentials is answered 401 with a fresh
+    /// challenge marked `stale=true` ([`SignatureErrorKind::StaleNonce`](crate::SignatureErrorKind::StaleNonce)),
+    /// and the client retries with the new nonce.
+    ///
+    /// ```
+    /// use tower_twilio_signature::TwilioSignatureLayer;
+    ///
+    /// let layer = TwilioSignatureLayer::new("auth token")?.digest_auth("twilio", "long random password")?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidDigestAuth`] for an empty user name or one containing `:`, `"`,
+    /// `\` or a control character, or if the system has no random source.
+    pub fn digest_auth(self, username: &str, password: &str) -> Result<Self, ConfigError> {
+        self.digest_auth_with_settings(
+            username,
+            password,
+            &[DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            DEFAULT_NONCE_LIFETIME,
+        )
+    }
+
+    /// [`digest_auth`](Self::digest_auth) offering only `algorithms`, in that order (a
+    /// response in another algorithm is refused), with nonces accepted for `nonce_lifetime`
+    /// (whole seconds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_twilio_signature::{DigestAlgorithm, TwilioSignatureLayer};
+    ///
+    /// let layer = TwilioSignatureLayer::new("auth token")?.digest_auth_with_settings(
+    ///     "twilio",
+    ///     "long random password",
+    ///     &[DigestAlgorithm::Sha256],
+    ///     Duration::from_secs(120),
+    /// )?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`digest_auth`](Self::digest_auth), and [`ConfigError::InvalidDigestAuth`] for no
+    /// algorithm or a lifetime under one second.
+    pub fn digest_auth_with_settings(
+        mut self,
+        username: &str,
+        password: &str,
+        algorithms: &[DigestAlgorithm],
+        nonce_lifetime: Duration,
+    ) -> Result<Self, ConfigError> {
+        let digest = DigestAuth::new(username, password, algorithms, nonce_lifetime)?;
+        self.config_mut().set_http_auth(HttpAuth::Digest(digest));
+        Ok(self)
+    }
+
+    /// Report-only mode, for rolling the layer out: with `true`, every request reaches the
+    /// inner service. One that would have been refused for its signature (a 403) is logged
+    /// at `warn` with the reason and the candidate URLs (with the `tracing` feature), and
+    /// carries its [`SignatureError`](crate::SignatureError) in its extensions instead of a
+    /// [`VerifiedWebhook`](crate::VerifiedWebhook). What protects the server still applies:
+    /// the body limit (413), unreadable bodies (400) and Basic or Digest credentials (401).
+    /// The body is still buffered and handed on as a [`VerifiedBody`](crate::VerifiedBody).
+    ///
+    /// Handlers that extract `VerifiedWebhook` get 500 for such a request; take
+    /// `Option<VerifiedWebhook>` while reporting.
+    pub fn report_only(mut self, enabled: bool) -> Self {
+        #[cfg(feature = "tracing")]
+        if enabled {
+            tracing::warn!(
+                "TwilioSignatureLayer in report-only mode: requests that fail the signature \
+                 check are logged and let through, not refused"
+            );
+        }
+        self.config_mut().set_report_only(enabled);
+        self
     }
 
     /// Replaces the default rejection with your own, usually a closure

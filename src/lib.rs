@@ -17,6 +17,7 @@ mod url;
 mod verified;
 mod verifier;
 
+pub use crate::auth::DigestAlgorithm;
 pub use crate::body::VerifiedBody;
 pub use crate::error::{
     ConfigError, DefaultRejection, RejectionResponse, SignatureError, SignatureErrorKind,
@@ -31,4 +32,4 @@ pub use crate::signature::{
 };
 pub use crate::url::UrlSource;
 pub use crate::verified::VerifiedWebhook;
-pub use crate::verifier::Verifier;
+pub use crate::verifier::{AccountTokens, Verifier};

@@ -94,6 +94,28 @@ pub(crate) fn signed_tail<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
     tail
 }
 
+/// The value of parameter `name`, if the pairs give it exactly one distinct value.
+pub(crate) fn single_value<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    name: &str,
+) -> Option<&'a str> {
+    let mut found = None;
+    for (k, v) in pairs {
+        if k == name && found.replace(v).is_some_and(|old| old != v) {
+            return None;
+        }
+    }
+    found
+}
+
+/// The value of parameter `name` in a query string, if it has exactly one distinct value.
+pub(crate) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
+        .into_owned()
+        .collect();
+    single_value(pairs.iter().map(|(k, v)| (&**k, &**v)), name).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +255,23 @@ mod tests {
             .map(|i| (names[i * 7 % names.len()], ["1", "", "10", "2"][i % 4]))
             .collect();
         assert_eq!(signed_tail(pairs.iter().copied()), reference_tail(&pairs));
+    }
+
+    #[test]
+    fn single_values() {
+        let pairs = [("AccountSid", "AC1"), ("Body", "x"), ("AccountSid", "AC1")];
+        assert_eq!(single_value(pairs, "AccountSid"), Some("AC1"));
+        assert_eq!(single_value(pairs, "To"), None);
+        let two = [("AccountSid", "AC1"), ("AccountSid", "AC2")];
+        assert_eq!(single_value(two, "AccountSid"), None);
+        assert_eq!(
+            query_value(Some("a=1&AccountSid=AC%31&b"), "AccountSid").as_deref(),
+            Some("AC1")
+        );
+        assert_eq!(
+            query_value(Some("AccountSid=1&AccountSid=2"), "AccountSid"),
+            None
+        );
+        assert_eq!(query_value(None, "AccountSid"), None);
     }
 }

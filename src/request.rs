@@ -2,20 +2,21 @@
 //! size, public URL, how the body is authenticated), and once it is in (the signature).
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, Version};
+use http::{Extensions, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 
-use crate::auth::BasicAuth;
+use crate::auth::HttpAuth;
 use crate::error::{finish_rejection, RejectionResponse, SignatureError, SignatureErrorKind};
 use crate::keys::KeyChoice;
-use crate::params::{signed_tail, Form};
+use crate::params::{query_value, signed_tail, single_value, Form};
 use crate::signature::{body_hash_param, SignatureBytes};
 use crate::url::{parts_from_request, Candidates, UrlSource};
 use crate::verified::VerifiedWebhook;
-use crate::verifier::Verifier;
+use crate::verifier::{Verifier, ACCOUNT_SID};
 
 /// The default body limit: 1 MiB, below axum's own 2 MiB default.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -30,7 +31,8 @@ pub(crate) struct Config {
     verifier: Verifier,
     url_source: UrlSource,
     body_limit: usize,
-    basic_auth: Option<BasicAuth>,
+    http_auth: Option<HttpAuth>,
+    report_only: bool,
 }
 
 impl fmt::Debug for Config {
@@ -39,7 +41,8 @@ impl fmt::Debug for Config {
             .field("verifier", &self.verifier)
             .field("url_source", &self.url_source)
             .field("body_limit", &self.body_limit)
-            .field("basic_auth", &self.basic_auth)
+            .field("http_auth", &self.http_auth)
+            .field("report_only", &self.report_only)
             .finish()
     }
 }
@@ -58,18 +61,64 @@ enum BodyMode {
 /// Everything decided about a request before its body is read.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// What the signature is checked against once the body is in; in report-only mode, why
+    /// it already failed.
+    signed: Result<Signed, Unsigned>,
+    websocket: bool,
+    idempotency: Option<HeaderValue>,
+}
+
+/// A request whose signature can be checked once its body is in.
+#[derive(Debug)]
+struct Signed {
     signature: SignatureBytes,
     keys: KeyChoice,
     candidates: Candidates,
     mode: BodyMode,
-    websocket: bool,
-    idempotency: Option<HeaderValue>,
+    /// `AccountSid` from the query, for a body that is not a form.
+    account: Option<String>,
+}
+
+/// Report-only mode: a request that failed before its body and is let through anyway.
+#[derive(Debug)]
+struct Unsigned {
+    error: SignatureError,
+    /// The candidate URLs, for the logs.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    tried: Vec<String>,
 }
 
 impl Pending {
     /// Whether the request is a WebSocket handshake, which has no body to wait for.
     pub(crate) fn is_websocket(&self) -> bool {
         self.websocket
+    }
+
+    /// The candidate URLs, for the logs.
+    #[cfg(feature = "tracing")]
+    fn tried(&self) -> Vec<&str> {
+        match &self.signed {
+            Ok(signed) => signed.candidates.iter().map(|(url, _)| url).collect(),
+            Err(unsigned) => unsigned.tried.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// What reaches the inner service: proof of the signature, or, in report-only mode, why the
+/// request would have been refused.
+#[derive(Debug)]
+pub(crate) enum Passed {
+    Verified(VerifiedWebhook),
+    Reported(SignatureError),
+}
+
+impl Passed {
+    /// Puts the proof or the error into the request's extensions.
+    pub(crate) fn insert_into(self, extensions: &mut Extensions) {
+        match self {
+            Self::Verified(verified) => extensions.insert(verified).map(drop),
+            Self::Reported(error) => extensions.insert(error).map(drop),
+        };
     }
 }
 
@@ -79,7 +128,8 @@ impl Config {
             verifier,
             url_source: UrlSource::default(),
             body_limit: DEFAULT_BODY_LIMIT,
-            basic_auth: None,
+            http_auth: None,
+            report_only: false,
         }
     }
 
@@ -91,20 +141,56 @@ impl Config {
         self.body_limit = bytes;
     }
 
-    pub(crate) fn set_basic_auth(&mut self, auth: BasicAuth) {
-        self.basic_auth = Some(auth);
+    pub(crate) fn set_http_auth(&mut self, auth: HttpAuth) {
+        self.http_auth = Some(auth);
+    }
+
+    pub(crate) fn set_report_only(&mut self, report_only: bool) {
+        self.report_only = report_only;
     }
 
     pub(crate) fn body_limit(&self) -> usize {
         self.body_limit
     }
 
-    /// The checks that need no body: credentials, headers, size, URL, body mode.
+    /// The checks that need no body: credentials, headers, size, URL, body mode. In
+    /// report-only mode a request that would be refused for its signature (403) is still
+    /// held to the credentials and the size limit, and then let through.
     pub(crate) fn before_body<B: Body>(&self, req: &Request<B>) -> Result<Pending, SignatureError> {
-        let headers = req.headers();
-        if let Some(basic) = &self.basic_auth {
-            basic.check(headers)?;
+        let target = original_uri(req)
+            .path_and_query()
+            .map_or("/", |p| p.as_str());
+        if let Some(auth) = &self.http_auth {
+            auth.check(req.headers(), req.method().as_str(), target, unix_now())?;
         }
+        match self.signature_checks(req, target) {
+            Err(error) if self.report_only && error.status() == StatusCode::FORBIDDEN => {
+                if declared_length(req)?.is_some_and(|n| n > self.body_limit as u64) {
+                    return Err(SignatureErrorKind::BodyTooLarge.into());
+                }
+                let tried = parts_from_request(&self.url_source, req, target)
+                    .map(|parts| {
+                        let candidates = Candidates::build(&parts);
+                        candidates.iter().map(|(url, _)| url.to_owned()).collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Pending {
+                    signed: Err(Unsigned { error, tried }),
+                    websocket: is_websocket(req),
+                    idempotency: None,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The checks of [`before_body`](Self::before_body) after the credentials.
+    fn signature_checks<B: Body>(
+        &self,
+        req: &Request<B>,
+        path_and_query: &str,
+    ) -> Result<Pending, SignatureError> {
+        let headers = req.headers();
         let signature = match single(headers, &SIGNATURE, SignatureErrorKind::MalformedHeader)? {
             Some(value) => SignatureBytes::decode(value.as_bytes())?,
             None => return Err(SignatureErrorKind::MissingHeader.into()),
@@ -120,8 +206,6 @@ impl Config {
             return Err(SignatureErrorKind::BodyTooLarge.into());
         }
 
-        let uri = original_uri(req);
-        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
         let mut parts = parts_from_request(&self.url_source, req, path_and_query)?;
         parts.websocket = websocket;
         let candidates = Candidates::build(&parts);
@@ -141,34 +225,78 @@ impl Config {
             }
             BodyMode::Empty
         };
+        let account = match mode {
+            BodyMode::Form => None,
+            _ => query_value(parts.query, ACCOUNT_SID),
+        };
         Ok(Pending {
-            signature,
-            keys,
-            candidates,
-            mode,
+            signed: Ok(Signed {
+                signature,
+                keys,
+                candidates,
+                mode,
+                account,
+            }),
             websocket,
             idempotency: headers.get(&IDEMPOTENCY).cloned(),
         })
     }
 
-    /// Verifies the request once its body is in.
+    /// Verifies the request once its body is in. In report-only mode a request that fails
+    /// for its signature passes, with the error.
     pub(crate) fn after_body(
         &self,
         pending: &Pending,
         body: &Bytes,
+    ) -> Result<Passed, SignatureError> {
+        let verdict = match &pending.signed {
+            Ok(signed) => self.verify(signed, pending, body),
+            Err(unsigned) => Err(unsigned.error.clone()),
+        };
+        match verdict {
+            Ok(verified) => Ok(Passed::Verified(verified)),
+            Err(error) if self.report_only && error.status() == StatusCode::FORBIDDEN => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    reason = %error,
+                    kind = ?error.kind(),
+                    candidates = ?pending.tried(),
+                    "Twilio webhook would have been rejected (report-only mode: let through)"
+                );
+                Ok(Passed::Reported(error))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn verify(
+        &self,
+        signed: &Signed,
+        pending: &Pending,
+        body: &Bytes,
     ) -> Result<VerifiedWebhook, SignatureError> {
-        let (tail, body_hash) = match &pending.mode {
-            BodyMode::Form => (signed_tail(Form::parse(body)?.pairs()), None),
-            BodyMode::Hash(expected) => (Vec::new(), Some((expected.as_str(), &body[..]))),
-            BodyMode::Empty if body.is_empty() => (Vec::new(), None),
+        let form;
+        let (tail, body_hash, account) = match &signed.mode {
+            BodyMode::Form => {
+                form = Form::parse(body)?;
+                let account = single_value(form.pairs(), ACCOUNT_SID);
+                (signed_tail(form.pairs()), None, account)
+            }
+            BodyMode::Hash(expected) => (
+                Vec::new(),
+                Some((expected.as_str(), &body[..])),
+                signed.account.as_deref(),
+            ),
+            BodyMode::Empty if body.is_empty() => (Vec::new(), None, signed.account.as_deref()),
             BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
         };
         let matched = self.verifier.check(
-            &pending.keys,
-            &pending.candidates,
+            &signed.keys,
+            &signed.candidates,
             &tail,
-            &pending.signature,
+            &signed.signature,
             body_hash,
+            account,
         )?;
         Ok(VerifiedWebhook::new(
             matched.url,
@@ -188,15 +316,19 @@ impl Config {
     ) -> Response<B> {
         #[cfg(feature = "tracing")]
         {
-            let tried: Vec<&str> = pending
-                .map(|p| p.candidates.iter().map(|(url, _)| url).collect())
-                .unwrap_or_default();
+            let tried: Vec<&str> = pending.map(Pending::tried).unwrap_or_default();
             tracing::debug!(reason = %err, kind = ?err.kind(), candidates = ?tried, "Twilio webhook rejected");
         }
         #[cfg(not(feature = "tracing"))]
         let _ = pending;
+        let challenges = match &self.http_auth {
+            Some(auth) if err.status() == StatusCode::UNAUTHORIZED => {
+                auth.challenges(err.kind() == SignatureErrorKind::StaleNonce, unix_now())
+            }
+            _ => Vec::new(),
+        };
         let res = rejection.respond(&err);
-        finish_rejection(res, err, self.basic_auth.as_ref().map(BasicAuth::challenge))
+        finish_rejection(res, err, challenges)
     }
 }
 
@@ -268,6 +400,13 @@ fn is_websocket<B>(req: &Request<B>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// Seconds since the Unix epoch, for Digest nonces.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The URI as the client sent it: axum's `OriginalUri` when a router nested us.

@@ -92,7 +92,7 @@ where
             return match self.config.after_body(&pending, &Bytes::new()) {
                 Ok(verified) => {
                     let (mut parts, _body) = req.into_parts();
-                    parts.extensions.insert(verified);
+                    verified.insert_into(&mut parts.extensions);
                     ResponseFuture::calling(
                         inner.call(Request::from_parts(parts, VerifiedBody::empty())),
                     )

@@ -211,22 +211,28 @@ pub(crate) fn find_match(
     candidates: &[(&str, &[u8])],
     signature: &SignatureBytes,
 ) -> Option<(usize, MatchedKey)> {
-    let mut out = [0u8; 32];
-    for (mac, which) in keys.each() {
-        if mac.algorithm().mac_len() != signature.len {
-            continue;
-        }
-        for (index, (url, tail)) in candidates.iter().enumerate() {
-            let mut running = mac.start();
-            running.update(url.as_bytes());
-            running.update(tail);
-            let n = running.finish(&mut out);
-            if bool::from(out[..n].ct_eq(signature.as_slice())) {
-                return Some((index, which.to_owned()));
-            }
-        }
+    keys.each().find_map(|(mac, which)| {
+        match_key(mac, candidates, signature).map(|index| (index, which.to_owned()))
+    })
+}
+
+/// The first candidate for which `mac` produces `signature`.
+pub(crate) fn match_key(
+    mac: &PreparedMac,
+    candidates: &[(&str, &[u8])],
+    signature: &SignatureBytes,
+) -> Option<usize> {
+    if mac.algorithm().mac_len() != signature.len {
+        return None;
     }
-    None
+    let mut out = [0u8; 32];
+    candidates.iter().position(|(url, tail)| {
+        let mut running = mac.start();
+        running.update(url.as_bytes());
+        running.update(tail);
+        let n = running.finish(&mut out);
+        bool::from(out[..n].ct_eq(signature.as_slice()))
+    })
 }
 
 #[cfg(test)]

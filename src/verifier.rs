@@ -2,11 +2,12 @@
 //! code go through.
 
 use std::borrow::{Borrow, Cow};
+use std::sync::Arc;
 
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
-use crate::keys::{Algorithm, KeyChoice, KeySet, MatchedKey};
-use crate::params::signed_tail;
-use crate::signature::{body_hash_matches, body_hash_param, find_match, SignatureBytes};
+use crate::keys::{Algorithm, KeyChoice, KeySet, MatchedKey, PreparedMac};
+use crate::params::{query_value, signed_tail, single_value};
+use crate::signature::{body_hash_matches, body_hash_param, find_match, match_key, SignatureBytes};
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
 
@@ -39,15 +40,72 @@ use crate::verified::VerifiedWebhook;
 #[must_use]
 pub struct Verifier {
     keys: KeySet,
+    account_tokens: Option<Arc<dyn AccountTokens>>,
     extra_url_forms: bool,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("keys", &self.keys)
-            .field("extra_url_forms", &self.extra_url_forms)
-            .finish()
+        let mut out = f.debug_struct("Verifier");
+        out.field("keys", &self.keys);
+        if self.account_tokens.is_some() {
+            out.field("account_tokens", &"<lookup>");
+        }
+        out.field("extra_url_forms", &self.extra_url_forms).finish()
+    }
+}
+
+/// Looks up the Auth Token of a Twilio account by its `AccountSid`, for one webhook URL that
+/// serves many accounts (subaccounts, or an ISV's customers). Set it with
+/// [`Verifier::with_account_tokens`].
+///
+/// Any `Fn(&str) -> Option<String> + Send + Sync` is one. The lookup runs once per request
+/// that no static key verified, while the request is being decided: keep it fast and
+/// non-blocking (a map in memory that you refresh elsewhere, not a database query).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, RwLock};
+///
+/// use tower_twilio_signature::{sign, MatchedKey, TwilioSignatureLayer, Verifier};
+///
+/// // Refreshed elsewhere, for example when a customer connects their account.
+/// let tokens: Arc<RwLock<HashMap<String, String>>> = Arc::default();
+/// tokens.write().unwrap().insert("AC111".into(), "token of AC111".into());
+///
+/// let shared = Arc::clone(&tokens);
+/// let verifier = Verifier::from_account_tokens(move |account_sid: &str| {
+///     shared.read().ok()?.get(account_sid).cloned()
+/// });
+///
+/// let url = "https://hooks.example.com/sms";
+/// let params = [("AccountSid", "AC111"), ("Body", "hi")];
+/// let header = sign("token of AC111", url, params);
+/// let verified = verifier.verify_form(url, params, &header, None).unwrap();
+/// assert_eq!(verified.key(), &MatchedKey::Account("AC111".into()));
+///
+/// // An account added later is known at once.
+/// tokens.write().unwrap().insert("AC222".into(), "token of AC222".into());
+/// let params = [("AccountSid", "AC222"), ("Body", "hi")];
+/// let header = sign("token of AC222", url, params);
+/// assert!(verifier.verify_form(url, params, &header, None).is_ok());
+///
+/// let layer = TwilioSignatureLayer::from_verifier(verifier);
+/// # let _ = layer;
+/// ```
+pub trait AccountTokens: Send + Sync {
+    /// The Auth Token of `account_sid`, or `None` for an account you do not serve. A token
+    /// that is empty or has whitespace at either end is treated as `None` (and logged with
+    /// the `tracing` feature).
+    fn auth_token(&self, account_sid: &str) -> Option<String>;
+}
+
+impl<F> AccountTokens for F
+where
+    F: Fn(&str) -> Option<String> + Send + Sync,
+{
+    fn auth_token(&self, account_sid: &str) -> Option<String> {
+        self(account_sid)
     }
 }
 
@@ -89,11 +147,33 @@ impl Verifier {
         Self::new(&token).map_err(|e| ConfigError::InvalidEnv(NAME, Box::new(e)))
     }
 
+    /// A verifier with per-account Auth Tokens only: see [`AccountTokens`].
+    pub fn from_account_tokens(lookup: impl AccountTokens + 'static) -> Self {
+        Self::empty().with_account_tokens(lookup)
+    }
+
     fn empty() -> Self {
         Self {
             keys: KeySet::default(),
+            account_tokens: None,
             extra_url_forms: false,
         }
+    }
+
+    /// Also accepts webhooks signed with the Auth Token of the account they name, as
+    /// `lookup` gives it (replacing any lookup set before).
+    ///
+    /// The account is the `AccountSid` form parameter, or, for a body covered by
+    /// `bodySHA256` and for a request without a form body, the `AccountSid` query
+    /// parameter; it must have one value. The static keys are tried first; the lookup runs
+    /// only when none of them matched and the request names no SharedKey. An `AccountSid`
+    /// the lookup does not know is refused with [`SignatureErrorKind::UnknownAccount`]; a
+    /// request that names no account, or whose account's token does not produce the
+    /// signature, with [`SignatureErrorKind::Mismatch`]. A match reports
+    /// [`MatchedKey::Account`]. See [`AccountTokens`] for an example.
+    pub fn with_account_tokens(mut self, lookup: impl AccountTokens + 'static) -> Self {
+        self.account_tokens = Some(Arc::new(lookup));
+        self
     }
 
     /// Also accepts this Auth Token. While you rotate tokens in the Twilio console, add the
@@ -166,11 +246,13 @@ impl Verifier {
         V: AsRef<str>,
     {
         let owned: Vec<I::Item> = params.into_iter().collect();
-        let tail = signed_tail(owned.iter().map(|item| {
+        let pairs = owned.iter().map(|item| {
             let (k, v) = item.borrow();
             (k.as_ref(), v.as_ref())
-        }));
-        self.verify_parts(url, &tail, None, signature, settings)
+        });
+        let tail = signed_tail(pairs.clone());
+        let account = single_value(pairs, ACCOUNT_SID);
+        self.verify_parts(url, &tail, None, account, signature, settings)
     }
 
     /// Verifies a request whose body is covered by `bodySHA256` in the URL's query
@@ -198,7 +280,7 @@ impl Verifier {
         signature: &str,
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError> {
-        self.verify_parts(url, &[], Some(body), signature, settings)
+        self.verify_parts(url, &[], Some(body), None, signature, settings)
     }
 
     fn verify_parts(
@@ -206,12 +288,15 @@ impl Verifier {
         url: &str,
         tail: &[u8],
         body: Option<&[u8]>,
+        account: Option<&str>,
         signature: &str,
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError> {
         let signature = SignatureBytes::decode(signature.as_bytes())?;
         let keys = self.choose_keys(settings)?;
         let parts = parse_full_url(url)?;
+        let from_query = query_value(parts.query, ACCOUNT_SID);
+        let account = account.or(from_query.as_deref());
         let body_hash = match body {
             Some(body) => match body_hash_param(parts.query)? {
                 Some(hash) => Some((hash, body)),
@@ -222,7 +307,7 @@ impl Verifier {
         };
         let candidates = Candidates::build(&parts);
         let body_hash = body_hash.as_ref().map(|(hash, body)| (&**hash, *body));
-        let matched = self.check(&keys, &candidates, tail, &signature, body_hash)?;
+        let matched = self.check(&keys, &candidates, tail, &signature, body_hash, account)?;
         Ok(VerifiedWebhook::new(
             matched.url,
             matched.key,
@@ -231,17 +316,22 @@ impl Verifier {
         ))
     }
 
-    /// The keys a request's settings header (if any) selects.
+    /// The keys a request's settings header (if any) selects. With a per-account lookup,
+    /// a request without one is checked even if no static Auth Token is configured.
     pub(crate) fn choose_keys(
         &self,
         settings: Option<&str>,
     ) -> Result<KeyChoice, SignatureErrorKind> {
-        self.keys.choose(settings)
+        match (settings, &self.account_tokens) {
+            (None, Some(_)) => Ok(KeyChoice::AuthTokens),
+            _ => self.keys.choose(settings),
+        }
     }
 
     /// The last step for the verifier and the layer alike: a key and a candidate URL,
     /// followed by `tail` (the parameters' part of the signed string), must produce the
-    /// signature; then a `bodySHA256`, if the body is covered by one, must match.
+    /// signature; then a `bodySHA256`, if the body is covered by one, must match. The static
+    /// keys are tried first, then the Auth Token of `account`, if a lookup is set.
     pub(crate) fn check(
         &self,
         keys: &KeyChoice,
@@ -249,31 +339,46 @@ impl Verifier {
         tail: &[u8],
         signature: &SignatureBytes,
         body_hash: Option<(&str, &[u8])>,
+        account: Option<&str>,
     ) -> Result<Matched, SignatureErrorKind> {
-        let keys = keys.keys(&self.keys);
+        let selected = keys.keys(&self.keys);
         // WebSocket candidates that drop the query are followed by its pairs instead.
         let query_tail = candidates.query_params().map(|query| {
             let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
                 form_urlencoded::parse(query.as_bytes()).collect();
             signed_tail(pairs.iter().map(|(k, v)| (&**k, &**v)))
         });
-        let attempt = |candidates: &Candidates| {
-            let list: Vec<(&str, &[u8])> = candidates
-                .iter()
-                .map(|(url, c)| match (&query_tail, c.query_params) {
-                    (Some(query_tail), true) => (url, &query_tail[..]),
-                    _ => (url, tail),
+        // Runs `find` over the candidates, then, if enabled, over the extra URL forms.
+        let attempt = |find: &Finder<'_>| {
+            let over = |candidates: &Candidates| {
+                let list: Vec<(&str, &[u8])> = candidates
+                    .iter()
+                    .map(|(url, c)| match (&query_tail, c.query_params) {
+                        (Some(query_tail), true) => (url, &query_tail[..]),
+                        _ => (url, tail),
+                    })
+                    .collect();
+                let (index, key) = find(&list)?;
+                Some((list[index].0.to_owned(), key))
+            };
+            over(candidates).or_else(|| {
+                self.extra_url_forms
+                    .then(|| candidates.extra_forms())
+                    .flatten()
+                    .and_then(|extra| over(&extra))
+            })
+        };
+        let (url, key) = match attempt(&|list| find_match(&selected, list, signature)) {
+            Some(found) => found,
+            None => {
+                let (mac, sid) = self.account_key(keys, account)?;
+                attempt(&|list| {
+                    match_key(&mac, list, signature)
+                        .map(|index| (index, MatchedKey::Account(Arc::clone(&sid))))
                 })
-                .collect();
-            let (index, key) = find_match(&keys, &list, signature)?;
-            Some((list[index].0.to_owned(), key))
+                .ok_or(SignatureErrorKind::Mismatch)?
+            }
         };
-        let found = match attempt(candidates) {
-            Some(found) => Some(found),
-            None if self.extra_url_forms => candidates.extra_forms().and_then(|e| attempt(&e)),
-            None => None,
-        };
-        let (url, key) = found.ok_or(SignatureErrorKind::Mismatch)?;
         if let Some((expected, body)) = body_hash {
             if !body_hash_matches(expected, body) {
                 return Err(SignatureErrorKind::BodyHashMismatch);
@@ -282,7 +387,44 @@ impl Verifier {
         Ok(Matched {
             url,
             key,
-            algorithm: keys.algorithm(),
+            algorithm: selected.algorithm(),
         })
     }
+
+    /// The key of the account a request names, when no static key matched: `Mismatch` if
+    /// there is no lookup, no account, or a SharedKey was named; `UnknownAccount` if the
+    /// lookup has no usable token for it.
+    fn account_key(
+        &self,
+        keys: &KeyChoice,
+        account: Option<&str>,
+    ) -> Result<(PreparedMac, Arc<str>), SignatureErrorKind> {
+        let (Some(lookup), Some(sid), true) =
+            (&self.account_tokens, account, keys.is_auth_tokens())
+        else {
+            return Err(SignatureErrorKind::Mismatch);
+        };
+        let token = lookup
+            .auth_token(sid)
+            .ok_or(SignatureErrorKind::UnknownAccount)?;
+        if token.is_empty() || token.trim() != token {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                account_sid = ?sid,
+                "the Auth Token looked up for this account is empty or has whitespace at \
+                 either end; the account is treated as unknown"
+            );
+            return Err(SignatureErrorKind::UnknownAccount);
+        }
+        Ok((
+            PreparedMac::new(Algorithm::HmacSha1, token.as_bytes()),
+            Arc::from(sid),
+        ))
+    }
 }
+
+/// Finds the first candidate (a URL and the parameters after it) a key signs, and the key.
+type Finder<'a> = dyn Fn(&[(&str, &[u8])]) -> Option<(usize, MatchedKey)> + 'a;
+
+/// The parameter that names the account a webhook is about.
+pub(crate) const ACCOUNT_SID: &str = "AccountSid";

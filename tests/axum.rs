@@ -1220,7 +1220,7 @@ fn debug_output() {
         "TwilioSignatureLayer { config: Config { verifier: Verifier { keys: Keys { \
          auth_tokens: 1 [redacted], shared_keys: [] }, extra_url_forms: false }, \
          url_source: BaseUrl(https://hooks.example.com/prefix), body_limit: 1048576, \
-         basic_auth: None }, rejection: \"tower_twilio_signature::error::DefaultRejection\" }"
+         http_auth: None, report_only: false }, rejection: \"tower_twilio_signature::error::DefaultRejection\" }"
     );
 }
 
