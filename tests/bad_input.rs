@@ -26,12 +26,24 @@ enum Mode {
     Forwarded,
     Basic,
     Shared,
+    Digest,
+    Accounts,
+}
+
+/// The per-account lookup of [`Mode::Accounts`].
+fn account_token(sid: &str) -> Option<String> {
+    match sid {
+        "ACgood" => Some("account-token".into()),
+        "ACpadded" => Some("account-token\n".into()),
+        _ => None,
+    }
 }
 
 fn layer(mode: Mode) -> TwilioSignatureLayer {
     let verifier = Verifier::new(TOKEN).unwrap();
     let verifier = match mode {
         Mode::Shared => verifier.with_shared_key("KS1", "shared-secret").unwrap(),
+        Mode::Accounts => verifier.with_account_tokens(account_token),
         _ => verifier,
     };
     let base = TwilioSignatureLayer::from_verifier(verifier).body_limit(LIMIT);
@@ -44,7 +56,11 @@ fn layer(mode: Mode) -> TwilioSignatureLayer {
             .url_source(UrlSource::base_url(BASE).unwrap())
             .basic_auth("twilio", "s3cret")
             .unwrap(),
-        Mode::Shared => base.url_source(UrlSource::base_url(BASE).unwrap()),
+        Mode::Shared | Mode::Accounts => base.url_source(UrlSource::base_url(BASE).unwrap()),
+        Mode::Digest => base
+            .url_source(UrlSource::base_url(BASE).unwrap())
+            .digest_auth("twilio", "s3cret")
+            .unwrap(),
     }
 }
 
@@ -129,6 +145,27 @@ fn cases() -> Vec<Case> {
             b = b.header("authorization", a);
         }
         b.body(Body::from("Body=hi")).unwrap()
+    };
+
+    let digest = |auth: &[&str]| {
+        let mut r = form_post("/sms")
+            .header("x-twilio-signature", &good)
+            .body(Body::from("Body=hi"))
+            .unwrap();
+        for a in auth {
+            r.headers_mut()
+                .append("authorization", HeaderValue::from_str(a).unwrap());
+        }
+        r
+    };
+    // Right password, for a nonce this layer never made.
+    let foreign_nonce = digest_answer("12345-00", "s3cret");
+    let account_post = |token: &str, sid: &str| {
+        let params = [("AccountSid", sid), ("Body", "hi")];
+        form_post("/sms")
+            .header("x-twilio-signature", sign(token, &url, params))
+            .body(Body::from(format!("AccountSid={sid}&Body=hi")))
+            .unwrap()
     };
 
     vec![
@@ -771,7 +808,101 @@ fn cases() -> Vec<Case> {
             },
             K::Unauthorized,
         ),
+        // Digest authentication.
+        case("Digest missing", Mode::Digest, digest(&[]), K::Unauthorized),
+        case(
+            "Basic sent to Digest",
+            Mode::Digest,
+            digest(&["Basic dHdpbGlvOnMzY3JldA=="]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with nothing after it",
+            Mode::Digest,
+            digest(&["Digest"]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with an unterminated quote",
+            Mode::Digest,
+            digest(&["Digest username=\"twilio, realm=Twilio"]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with a parameter twice",
+            Mode::Digest,
+            digest(&[&format!("{foreign_nonce}, Nonce=\"1\"")]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with a forged nonce and a guessed password",
+            Mode::Digest,
+            digest(&[&digest_answer("12345-00", "guess")]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest sent twice",
+            Mode::Digest,
+            digest(&[&foreign_nonce, &foreign_nonce]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with a huge parameter list",
+            Mode::Digest,
+            digest(&[&format!("Digest {}", "a=b,".repeat(2000))]),
+            K::Unauthorized,
+        ),
+        case(
+            "Digest with the right password for a nonce not made here",
+            Mode::Digest,
+            digest(&[&foreign_nonce]),
+            K::StaleNonce,
+        ),
+        // Per-account Auth Tokens.
+        case(
+            "unknown account",
+            Mode::Accounts,
+            account_post("account-token", "ACother"),
+            K::UnknownAccount,
+        ),
+        case(
+            "known account, another token",
+            Mode::Accounts,
+            account_post("someone-elses-token", "ACgood"),
+            K::Mismatch,
+        ),
+        case(
+            "account whose looked-up token ends in a newline",
+            Mode::Accounts,
+            account_post("account-token\n", "ACpadded"),
+            K::UnknownAccount,
+        ),
+        case(
+            "account-signed request naming no account",
+            Mode::Accounts,
+            form_post("/sms")
+                .header(
+                    "x-twilio-signature",
+                    sign("account-token", &url, [("Body", "hi")]),
+                )
+                .body(Body::from("Body=hi"))
+                .unwrap(),
+            K::Mismatch,
+        ),
     ]
+}
+
+/// An `Authorization: Digest` answer for `nonce` to `POST /sms` (SHA-256).
+fn digest_answer(nonce: &str, password: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = |text: String| hex::encode(Sha256::digest(text.as_bytes()));
+    let ha1 = h(format!("twilio:Twilio:{password}"));
+    let ha2 = h("POST:/sms".to_owned());
+    let response = h(format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    format!(
+        "Digest username=\"twilio\", realm=\"Twilio\", nonce=\"{nonce}\", uri=\"/sms\", \
+         algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\", response=\"{response}\""
+    )
 }
 
 #[tokio::test]
@@ -792,15 +923,29 @@ async fn hostile_requests_are_refused_and_never_reach_the_service() {
             .map(SignatureError::kind);
         assert_eq!(res.status(), c.status, "{}: {kind:?}", c.name);
         assert_eq!(kind, Some(c.kind), "{}", c.name);
-        if c.kind == K::Unauthorized {
-            assert_eq!(
-                res.headers()
-                    .get("www-authenticate")
-                    .map(HeaderValue::as_bytes),
-                Some(&b"Basic realm=\"Twilio\""[..]),
-                "{}",
-                c.name
-            );
+        let challenges: Vec<&str> = res
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        match (c.status, c.mode) {
+            (StatusCode::UNAUTHORIZED, Mode::Basic) => {
+                assert_eq!(challenges, ["Basic realm=\"Twilio\""], "{}", c.name);
+            }
+            (StatusCode::UNAUTHORIZED, Mode::Digest) => {
+                assert_eq!(challenges.len(), 2, "{}", c.name);
+                for challenge in &challenges {
+                    assert!(
+                        challenge.starts_with("Digest realm=\"Twilio\""),
+                        "{}",
+                        c.name
+                    );
+                    let stale = challenge.ends_with("stale=true");
+                    assert_eq!(stale, c.kind == K::StaleNonce, "{}: {challenge}", c.name);
+                }
+            }
+            _ => assert!(challenges.is_empty(), "{}: {challenges:?}", c.name),
         }
         assert_eq!(
             calls.load(Ordering::SeqCst),
@@ -869,6 +1014,27 @@ async fn the_controls_pass() {
                 .unwrap(),
         ),
         (
+            Mode::Accounts,
+            form_post("/sms")
+                .header(
+                    "x-twilio-signature",
+                    sign(
+                        "account-token",
+                        &url,
+                        [("AccountSid", "ACgood"), ("Body", "hi")],
+                    ),
+                )
+                .body(Body::from("AccountSid=ACgood&Body=hi"))
+                .unwrap(),
+        ),
+        (
+            Mode::Accounts,
+            form_post("/sms")
+                .header("x-twilio-signature", &good)
+                .body(Body::from("Body=hi"))
+                .unwrap(),
+        ),
+        (
             Mode::Shared,
             form_post("/sms")
                 .header(
@@ -923,4 +1089,77 @@ async fn the_controls_pass() {
             res.extensions().get::<SignatureError>()
         );
     }
+}
+
+/// The Digest control: the layer's own nonce, answered with the right password, passes.
+#[tokio::test]
+async fn the_digest_control_passes() {
+    let url = format!("{BASE}/sms");
+    let good = form_sig(&url, &[("Body", "hi")]);
+    let svc = layer(Mode::Digest).layer(service_fn(|_req: Request<VerifiedBody>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    let request = |auth: Option<&str>| {
+        let mut b = form_post("/sms").header("x-twilio-signature", &good);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(Body::from("Body=hi")).unwrap()
+    };
+    let res = svc.clone().oneshot(request(None)).await.unwrap();
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    let start = challenge.find("nonce=\"").unwrap() + 7;
+    let nonce = &challenge[start..][..challenge[start..].find('"').unwrap()];
+    let res = svc
+        .clone()
+        .oneshot(request(Some(&digest_answer(nonce, "s3cret"))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = svc
+        .oneshot(request(Some(&digest_answer(nonce, "s3cre"))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Report-only mode on the same matrix: what was refused with 403 now reaches the service,
+/// carrying the same kind; every other refusal (401, 413, 400) stands.
+#[tokio::test]
+async fn report_only_lets_through_exactly_the_403s() {
+    let mut passed = 0;
+    for c in cases() {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let record = Arc::clone(&seen);
+        let svc =
+            layer(c.mode)
+                .report_only(true)
+                .layer(service_fn(move |req: Request<VerifiedBody>| {
+                    *record.lock().unwrap() = Some(
+                        req.extensions()
+                            .get::<SignatureError>()
+                            .map(SignatureError::kind),
+                    );
+                    async { Ok::<_, Infallible>(Response::new(Body::empty())) }
+                }));
+        let res = svc.oneshot(c.request).await.unwrap();
+        let seen = *seen.lock().unwrap();
+        if c.status == StatusCode::FORBIDDEN {
+            assert_eq!(res.status(), StatusCode::OK, "{}", c.name);
+            assert_eq!(seen, Some(Some(c.kind)), "{}", c.name);
+            passed += 1;
+        } else {
+            assert_eq!(res.status(), c.status, "{}", c.name);
+            assert_eq!(
+                res.extensions()
+                    .get::<SignatureError>()
+                    .map(SignatureError::kind),
+                Some(c.kind),
+                "{}",
+                c.name
+            );
+            assert_eq!(seen, None, "{} reached the service", c.name);
+        }
+    }
+    assert!(passed >= 30, "only {passed} cases were 403s");
 }
