@@ -43,6 +43,9 @@ proptest! {
 
     #[test]
     fn reference(data in bytes()) { targets::reference(&data) }
+
+    #[test]
+    fn digest(data in bytes()) { targets::digest(&data) }
 }
 
 #[test]

@@ -389,3 +389,174 @@ pub fn reference(data: &[u8]) {
         reference_sign(&token, &url, &params)
     );
 }
+
+#[derive(Debug, Arbitrary)]
+struct DigestInput {
+    /// Send `raw` as the `Authorization` value instead of a well-formed answer.
+    raw: Option<Vec<u8>>,
+    sha256: bool,
+    /// Sort keys for the parameters, and how each is written: bit 0 quotes a value that could
+    /// be a token, bits 1 and 2 put whitespace around `=`, bit 3 adds an empty list element,
+    /// bit 4 escapes characters that need no escape.
+    layout: Vec<(u8, u8)>,
+    cnonce: String,
+    extra: Option<(String, String)>,
+    /// 0 to 3: a correct answer; 4: wrong password; 5: a parameter twice; 6: one left out.
+    flaw: u8,
+    which: u8,
+}
+
+const DIGEST_PARAMS: [&str; 9] = [
+    "username",
+    "realm",
+    "nonce",
+    "uri",
+    "algorithm",
+    "qop",
+    "nc",
+    "cnonce",
+    "response",
+];
+
+fn digest_hash(sha256: bool, text: &str) -> String {
+    use sha2::Digest as _;
+    if sha256 {
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    } else {
+        hex::encode(md5::Md5::digest(text.as_bytes()))
+    }
+}
+
+/// Writes one auth-param as a client might.
+fn digest_param(name: &str, value: &str, style: u8) -> String {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let eq = match style & 0b110 {
+        0b010 => " =",
+        0b100 => "= ",
+        0b110 => " = ",
+        _ => "=",
+    };
+    let empty = if style & 0b1000 != 0 { " ," } else { "" };
+    let written = if !value.is_empty() && value.chars().all(tchar) && style & 1 == 0 {
+        value.to_owned()
+    } else {
+        let mut quoted = String::from("\"");
+        for c in value.chars() {
+            if c == '"' || c == '\\' || (style & 0b1_0000 != 0 && c.is_ascii_alphanumeric()) {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted + "\""
+    };
+    format!("{empty}{name}{eq}{written}")
+}
+
+/// HTTP Digest: any `Authorization` value is refused with 401 and never panics; an answer
+/// written in any of the ways the grammar allows (order, quoting, escapes, whitespace, empty
+/// elements, unknown parameters) passes exactly when it is correct and complete.
+pub fn digest(data: &[u8]) {
+    let Ok(input) = DigestInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let layer = fixed().digest_auth("twilio", "pass word").unwrap();
+    let target = "/sms?a=1";
+    let request = |auth: Option<HeaderValue>| {
+        let header = sign(TOKEN, &format!("{BASE}{target}"), [("Body", "hi")]);
+        let mut req = form_request(target, Bytes::from_static(b"Body=hi"), &header);
+        if let Some(auth) = auth {
+            req.headers_mut().insert("authorization", auth);
+        }
+        req
+    };
+    if let Some(raw) = input.raw {
+        let Ok(value) = HeaderValue::from_bytes(&raw) else {
+            return;
+        };
+        let out = send(&layer, request(Some(value)));
+        assert_eq!(out.status, StatusCode::UNAUTHORIZED, "{:?}", out.kind);
+        return;
+    }
+    // The layer's challenge gives the nonce.
+    let svc = layer.layer(service_fn(|_req: Request<VerifiedBody>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    }));
+    let challenge = run(svc.oneshot(request(None))).unwrap();
+    let challenge = challenge.headers()["www-authenticate"].to_str().unwrap();
+    let start = challenge.find("nonce=\"").unwrap() + 7;
+    let nonce = &challenge[start..][..challenge[start..].find('"').unwrap()];
+
+    let mut cnonce: String = input
+        .cnonce
+        .chars()
+        .filter(|c| (' '..='~').contains(c))
+        .collect();
+    if cnonce.is_empty() {
+        cnonce.push('c');
+    }
+    let flaw = input.flaw % 7;
+    let password = if flaw == 4 { "pass wort" } else { "pass word" };
+    let ha1 = digest_hash(input.sha256, &format!("twilio:Twilio:{password}"));
+    let ha2 = digest_hash(input.sha256, &format!("POST:{target}"));
+    let response = digest_hash(
+        input.sha256,
+        &format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"),
+    );
+    let algorithm = if input.sha256 { "SHA-256" } else { "MD5" };
+    let values = [
+        "twilio", "Twilio", nonce, target, algorithm, "auth", "00000001", &cnonce, &response,
+    ];
+    let mut params: Vec<(String, String, (u8, u8))> = DIGEST_PARAMS
+        .iter()
+        .zip(values)
+        .enumerate()
+        .map(|(i, (n, v))| {
+            let layout = input.layout.get(i).copied().unwrap_or((i as u8, 0));
+            ((*n).to_owned(), v.to_owned(), layout)
+        })
+        .collect();
+    if let Some((name, value)) = input.extra {
+        let known = DIGEST_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(&name));
+        let clean = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        let value: String = value.chars().filter(|c| (' '..='~').contains(c)).collect();
+        if clean && !known && params.len() < 15 {
+            params.push((name, value, (0, 1)));
+        }
+    }
+    let which = usize::from(input.which) % DIGEST_PARAMS.len();
+    match flaw {
+        5 => {
+            let (name, value, layout) = params[which].clone();
+            params.push((name.to_uppercase(), value, layout));
+        }
+        6 => {
+            // Without `algorithm`, MD5 is assumed: leave out another one then.
+            let which = if which == 4 { 0 } else { which };
+            params.remove(which);
+        }
+        _ => {}
+    }
+    params.sort_by_key(|(_, _, (order, _))| *order);
+    let list: Vec<String> = params
+        .iter()
+        .map(|(n, v, (_, style))| digest_param(n, v, *style))
+        .collect();
+    let value = format!("Digest {}", list.join(","));
+    let Ok(value) = HeaderValue::from_str(&value) else {
+        return;
+    };
+    let out = send(&layer, request(Some(value.clone())));
+    if flaw < 4 {
+        assert_eq!(out.status, StatusCode::OK, "{value:?}: {:?}", out.kind);
+    } else {
+        assert_eq!(out.status, StatusCode::UNAUTHORIZED, "{value:?}");
+        assert_eq!(
+            out.kind,
+            Some(SignatureErrorKind::Unauthorized),
+            "{value:?}"
+        );
+    }
+}
