@@ -1207,6 +1207,46 @@ fn config_bad_values_name_the_variable() {
             &[("TWILIO_WHATSAPP_NUMBER", "whatsapp:")],
             "TWILIO_WHATSAPP_NUMBER",
         ),
+        (&[("WEBHOOK_AUTH", "bearer")], "WEBHOOK_AUTH"),
+        (&[("WEBHOOK_USERNAME", "twilio")], "WEBHOOK_AUTH"),
+        (&[("WEBHOOK_PASSWORD", "pw")], "WEBHOOK_AUTH"),
+        (&[("WEBHOOK_AUTH", "basic")], "WEBHOOK_USERNAME"),
+        (
+            &[("WEBHOOK_AUTH", "digest"), ("WEBHOOK_PASSWORD", "pw")],
+            "WEBHOOK_USERNAME",
+        ),
+        (
+            &[("WEBHOOK_AUTH", "digest"), ("WEBHOOK_USERNAME", "twilio")],
+            "WEBHOOK_PASSWORD",
+        ),
+        (
+            &[
+                ("WEBHOOK_AUTH", "digest"),
+                ("WEBHOOK_USERNAME", "twilio"),
+                ("WEBHOOK_PASSWORD", ""),
+            ],
+            "WEBHOOK_PASSWORD",
+        ),
+        (
+            &[
+                ("WEBHOOK_AUTH", "basic"),
+                ("WEBHOOK_USERNAME", "a:b"),
+                ("WEBHOOK_PASSWORD", "pw"),
+            ],
+            "WEBHOOK_USERNAME",
+        ),
+        (
+            &[
+                ("WEBHOOK_AUTH", "digest"),
+                ("WEBHOOK_USERNAME", "a\"b"),
+                ("WEBHOOK_PASSWORD", "pw"),
+            ],
+            "WEBHOOK_USERNAME",
+        ),
+        (
+            &[("TWILIO_SIGNATURE_REPORT_ONLY", "yes")],
+            "TWILIO_SIGNATURE_REPORT_ONLY",
+        ),
     ];
     for &(pairs, variable) in cases {
         let err = load(pairs).expect_err(variable);
@@ -1251,4 +1291,111 @@ async fn config_trusting_forwarded_headers() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body), ["1", "2"]);
     assert_eq!(server.send(request(false)).await.0, StatusCode::FORBIDDEN);
+}
+
+/// Runs `curl` with `args` and returns the HTTP status it got.
+async fn curl_status(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--max-time", "20", "--output", "/dev/null"])
+        .args(["--write-out", "%{http_code}"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl must be installed to run this test (apt-get install -y curl)");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn demo_with_http_authentication() {
+    for scheme in ["basic", "digest"] {
+        let settings = load(&[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("WEBHOOK_AUTH", scheme),
+            ("WEBHOOK_USERNAME", "twilio"),
+            ("WEBHOOK_PASSWORD", "it's secret"),
+        ])
+        .unwrap();
+        assert!(settings.demo);
+        let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+        let bound = listener.local_addr().unwrap();
+        let layer = settings.signature_layer(bound).unwrap();
+        let _server = Server::serve(listener, layer, default_config()).await;
+
+        let demo = settings.demo_request(bound);
+        let text = settings.demo_instructions(bound);
+        let login = format!("--{scheme} -u 'twilio:it'\\''s secret' ");
+        assert!(
+            text.contains(&format!(
+                "curl -i {login}-X POST '{}' -H 'X-Twilio-Signature: {}' --data '{}'",
+                demo.url, demo.signature, demo.body
+            )),
+            "{text}"
+        );
+        // What the printed line sends, and the same without credentials.
+        let signature = format!("X-Twilio-Signature: {}", demo.signature);
+        let signed = [
+            "-X", "POST", &demo.url, "-H", &signature, "--data", &demo.body,
+        ];
+        let flag = format!("--{scheme}");
+        let with_login: Vec<&str> = [&flag[..], "-u", "twilio:it's secret"]
+            .into_iter()
+            .chain(signed)
+            .collect();
+        assert_eq!(curl_status(&with_login).await, "200", "{scheme}");
+        assert_eq!(curl_status(&signed).await, "401", "{scheme}");
+
+        let checked_url = format!("http://twilio:it%27s%20secret@{}/callbacks/crm", bound);
+        if scheme == "basic" {
+            assert!(
+                text.contains(&format!("check_endpoint -- {checked_url}")),
+                "{text}"
+            );
+            let target = Target::parse(&checked_url).unwrap();
+            let reports = checks::run(&target, &settings.auth_token, Transport::Hyper).await;
+            assert!(reports.iter().all(checks::Report::passed));
+        } else {
+            assert!(
+                text.contains("check_endpoint sends Basic credentials only"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn report_only_serves_bad_signatures() {
+    let settings = load(&[
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("TWILIO_SIGNATURE_REPORT_ONLY", "true"),
+    ])
+    .unwrap();
+    assert!(settings.report_only);
+    assert!(settings
+        .warnings
+        .iter()
+        .any(|w| w.contains("TWILIO_SIGNATURE_REPORT_ONLY")));
+    let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let server = Server::serve(
+        listener,
+        settings.signature_layer(bound).unwrap(),
+        default_config(),
+    )
+    .await;
+    let demo = settings.demo_request(bound);
+    let request = Request::post(&demo.url)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", "bm90IGEgcmVhbCBzaWduYXR1cmU=")
+        .body(Full::new(Bytes::from(demo.body.clone())))
+        .unwrap();
+    let (status, body) = server.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["1", "2", "3"]);
+    // Off unless asked for.
+    assert!(!load(&[]).unwrap().report_only);
+    assert!(
+        !load(&[("TWILIO_SIGNATURE_REPORT_ONLY", "false")])
+            .unwrap()
+            .report_only
+    );
 }

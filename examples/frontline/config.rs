@@ -32,8 +32,65 @@ pub(crate) struct Settings {
     pub(crate) url_mode: UrlMode,
     pub(crate) sms_number: Option<String>,
     pub(crate) whatsapp_number: Option<String>,
+    /// `WEBHOOK_AUTH`: HTTP authentication the callbacks require.
+    pub(crate) webhook_auth: Option<WebhookAuth>,
+    /// `TWILIO_SIGNATURE_REPORT_ONLY=true`: bad signatures are logged, not refused.
+    pub(crate) report_only: bool,
     /// Things worth saying at startup.
     pub(crate) warnings: Vec<String>,
+}
+
+/// `WEBHOOK_AUTH=basic|digest` with `WEBHOOK_USERNAME` and `WEBHOOK_PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WebhookAuth {
+    pub(crate) digest: bool,
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
+fn webhook_auth(
+    var: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<WebhookAuth>, BadValue> {
+    let (username, password) = (var("WEBHOOK_USERNAME"), var("WEBHOOK_PASSWORD"));
+    let digest = match var("WEBHOOK_AUTH").map(|v| v.trim().to_ascii_lowercase()) {
+        None if username.is_none() && password.is_none() => return Ok(None),
+        None => {
+            return Err(bad(
+                "WEBHOOK_AUTH",
+                "must be basic or digest when WEBHOOK_USERNAME or WEBHOOK_PASSWORD is set",
+            ))
+        }
+        Some(v) if v == "basic" => false,
+        Some(v) if v == "digest" => true,
+        Some(v) => return Err(bad("WEBHOOK_AUTH", format!("{v:?} is not basic or digest"))),
+    };
+    let username = username
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| bad("WEBHOOK_USERNAME", "must be set with WEBHOOK_AUTH"))?;
+    let password = password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("WEBHOOK_PASSWORD", "must be set with WEBHOOK_AUTH"))?;
+    Ok(Some(WebhookAuth {
+        digest,
+        username,
+        password,
+    }))
+}
+
+/// Adds the HTTP authentication and report-only settings to a layer.
+fn protect(
+    layer: TwilioSignatureLayer,
+    auth: Option<&WebhookAuth>,
+    report_only: bool,
+) -> Result<TwilioSignatureLayer, BadValue> {
+    let layer = match auth {
+        None => Ok(layer),
+        Some(a) if a.digest => layer.digest_auth(&a.username, &a.password),
+        Some(a) => layer.basic_auth(&a.username, &a.password),
+    };
+    Ok(layer
+        .map_err(|e| bad("WEBHOOK_USERNAME", e.to_string()))?
+        .report_only(report_only))
 }
 
 /// A configuration mistake: one line, naming the variable.
@@ -108,8 +165,27 @@ pub(crate) fn from_lookup(
         (None, Some(hops)) => UrlMode::XForwarded(hops),
         (None, None) => UrlMode::HostHeader,
     };
+    let auth = webhook_auth(&var)?;
+    let report_only =
+        match var("TWILIO_SIGNATURE_REPORT_ONLY").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" || v == "false" => v == "true",
+            Some(v) => {
+                return Err(bad(
+                    "TWILIO_SIGNATURE_REPORT_ONLY",
+                    format!("{v:?} is not true or false"),
+                ))
+            }
+        };
+    if report_only {
+        warnings.push("TWILIO_SIGNATURE_REPORT_ONLY=true: callbacks with a bad signature are logged and served, not refused".to_owned());
+    }
     // Check the URL settings even when the demo ignores them.
-    let _checked = layer_for(&auth_token, &configured, bind_addr)?;
+    let _checked = protect(
+        layer_for(&auth_token, &configured, bind_addr)?,
+        auth.as_ref(),
+        false,
+    )?;
     let url_mode = if demo {
         if configured != UrlMode::HostHeader {
             warnings.push(
@@ -143,6 +219,8 @@ pub(crate) fn from_lookup(
             DEMO_WHATSAPP_NUMBER,
             "whatsapp:",
         )?,
+        webhook_auth: auth,
+        report_only,
         warnings,
     })
 }
@@ -156,6 +234,10 @@ pub(crate) fn from_env() -> Result<Settings, BadValue> {
         "TRUST_FORWARDED_HOPS",
         "TWILIO_SMS_NUMBER",
         "TWILIO_WHATSAPP_NUMBER",
+        "WEBHOOK_AUTH",
+        "WEBHOOK_USERNAME",
+        "WEBHOOK_PASSWORD",
+        "TWILIO_SIGNATURE_REPORT_ONLY",
     ] {
         if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
             return Err(bad(name, "is not valid Unicode"));
@@ -231,7 +313,8 @@ impl Settings {
         &self,
         bound: SocketAddr,
     ) -> Result<TwilioSignatureLayer, BadValue> {
-        layer_for(&self.auth_token, &self.url_mode, bound)
+        let layer = layer_for(&self.auth_token, &self.url_mode, bound)?;
+        protect(layer, self.webhook_auth.as_ref(), self.report_only)
     }
 
     /// The URL mode, for the startup line.
@@ -270,6 +353,28 @@ impl Settings {
     pub(crate) fn demo_instructions(&self, bound: SocketAddr) -> String {
         let request = self.demo_request(bound);
         let token = &self.auth_token;
+        let (mut url, mut login, mut note) = (request.url.clone(), String::new(), "");
+        if let Some(a) = &self.webhook_auth {
+            let credentials = format!("{}:{}", a.username, a.password);
+            login = format!(
+                "--{} -u '{}' ",
+                if a.digest { "digest" } else { "basic" },
+                credentials.replace('\'', "'\\''")
+            );
+            if a.digest {
+                note = "\n(check_endpoint sends Basic credentials only: with WEBHOOK_AUTH=digest it gets 401.)\n";
+            } else {
+                let encode = |s: &str| {
+                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                };
+                url = url.replacen(
+                    "://",
+                    &format!("://{}:{}@", encode(&a.username), encode(&a.password)),
+                    1,
+                );
+            }
+        }
         format!(
             "DEMO MODE: TWILIO_AUTH_TOKEN is not set, so this run made up an Auth Token:\n\
              \n    {token}\n\n\
@@ -278,8 +383,8 @@ impl Settings {
              Check the signature layer from another terminal:\n\
              \n    TWILIO_AUTH_TOKEN={token} cargo run --example check_endpoint -- {url}\n\n\
              or send one signed callback:\n\
-             \n    curl -i -X POST '{url}' -H 'X-Twilio-Signature: {signature}' --data '{body}'\n",
-            url = request.url,
+             \n    curl -i {login}-X POST '{plain}' -H 'X-Twilio-Signature: {signature}' --data '{body}'\n{note}",
+            plain = request.url,
             signature = request.signature,
             body = request.body,
         )

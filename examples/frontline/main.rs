@@ -17,6 +17,10 @@
 //! - `BIND_ADDR`: the listening address, `127.0.0.1:3000` by default.
 //! - `TWILIO_SMS_NUMBER`, `TWILIO_WHATSAPP_NUMBER`: the senders of outgoing conversations
 //!   (demo numbers by default; empty disables the channel).
+//! - `WEBHOOK_AUTH`: `basic` or `digest` to require HTTP authentication on the callbacks, with
+//!   `WEBHOOK_USERNAME` and `WEBHOOK_PASSWORD` (give Twilio `https://user:password@host/...`).
+//! - `TWILIO_SIGNATURE_REPORT_ONLY`: `true` logs callbacks with a bad signature and serves them
+//!   anyway, to try the layer out before it refuses anything.
 //! - `RUST_LOG`: log filter, `info` by default.
 //!
 //! A bad value stops it with one line on stderr and exit code 2.

@@ -1,4 +1,5 @@
-//! The Frontline callbacks. Each runs only after the signature layer verified the request.
+//! The Frontline callbacks. Each runs only after the signature layer verified the request
+//! (`webhook` is `None` only in report-only mode, for a request that failed the check).
 
 use axum::extract::State;
 use axum::Json;
@@ -13,7 +14,7 @@ type Answer = Result<Json<Value>, ApiError>;
 /// CRM Callback URL: the customers list and a customer's details.
 pub(super) async fn crm(
     State(state): State<AppState>,
-    webhook: VerifiedWebhook,
+    webhook: Option<VerifiedWebhook>,
     params: Params,
 ) -> Answer {
     state.count_callback();
@@ -25,7 +26,12 @@ pub(super) async fn crm(
         return Err(ApiError::unknown_location(location));
     }
     let worker = params.require("Worker")?;
-    tracing::debug!(url = webhook.url(), location, worker, "CRM callback");
+    tracing::debug!(
+        url = webhook.as_ref().map(VerifiedWebhook::url),
+        location,
+        worker,
+        "CRM callback"
+    );
     match location {
         "GetCustomerDetailsByCustomerId" => {
             let id = params.require("CustomerId")?;
@@ -62,7 +68,7 @@ pub(super) async fn crm(
 /// conversation with a customer is sent from.
 pub(super) async fn outgoing_conversation(
     State(state): State<AppState>,
-    webhook: VerifiedWebhook,
+    webhook: Option<VerifiedWebhook>,
     params: Params,
 ) -> Answer {
     state.count_callback();
@@ -72,7 +78,7 @@ pub(super) async fn outgoing_conversation(
     }
     let worker = params.require("Worker")?;
     tracing::debug!(
-        url = webhook.url(),
+        url = webhook.as_ref().map(VerifiedWebhook::url),
         location,
         worker,
         "outgoing conversation callback"
@@ -100,7 +106,7 @@ pub(super) async fn outgoing_conversation(
 /// Templates Callback URL: the template categories for a customer, placeholders filled.
 pub(super) async fn templates(
     State(state): State<AppState>,
-    webhook: VerifiedWebhook,
+    webhook: Option<VerifiedWebhook>,
     params: Params,
 ) -> Answer {
     state.count_callback();
@@ -109,7 +115,12 @@ pub(super) async fn templates(
         return Err(ApiError::unknown_location(location));
     }
     let worker = params.require("Worker")?;
-    tracing::debug!(url = webhook.url(), location, worker, "templates callback");
+    tracing::debug!(
+        url = webhook.as_ref().map(VerifiedWebhook::url),
+        location,
+        worker,
+        "templates callback"
+    );
     let id = params.require("CustomerId")?;
     let customer = state
         .customer(id)
@@ -121,13 +132,17 @@ pub(super) async fn templates(
 /// Custom routing callback URL: picks the worker for a new inbound conversation.
 pub(super) async fn routing(
     State(state): State<AppState>,
-    webhook: VerifiedWebhook,
+    webhook: Option<VerifiedWebhook>,
     params: Params,
 ) -> Answer {
     state.count_callback();
     let conversation_sid = params.require("ConversationSid")?;
     let address = params.require("MessagingBinding.Address")?;
-    tracing::debug!(url = webhook.url(), conversation_sid, "routing callback");
+    tracing::debug!(
+        url = webhook.as_ref().map(VerifiedWebhook::url),
+        conversation_sid,
+        "routing callback"
+    );
     let customer = state
         .customer_by_address(address)
         .ok_or_else(|| ApiError::not_found(format!("no customer with the address {address:?}")))?;
@@ -152,12 +167,16 @@ pub(super) async fn routing(
 /// acknowledged and ignored.
 pub(super) async fn conversations(
     State(state): State<AppState>,
-    webhook: VerifiedWebhook,
+    webhook: Option<VerifiedWebhook>,
     params: Params,
 ) -> Answer {
     state.count_callback();
     let event = params.require("EventType")?;
-    tracing::debug!(url = webhook.url(), event, "conversations webhook");
+    tracing::debug!(
+        url = webhook.as_ref().map(VerifiedWebhook::url),
+        event,
+        "conversations webhook"
+    );
     let address = params.get("MessagingBinding.Address");
     match event {
         // A pre-event webhook: the answer sets the new conversation's properties.
