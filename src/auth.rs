@@ -22,7 +22,10 @@ use crate::error::{ConfigError, SignatureErrorKind};
 const REALM: &str = "Twilio";
 
 /// How long a Digest nonce is accepted by default: 5 minutes.
-pub(crate) const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
+const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// The shortest nonce key accepted.
+const MIN_NONCE_KEY: usize = 32;
 
 /// The most auth-params a Digest header may carry; RFC 7616 defines eleven.
 const MAX_PARAMS: usize = 20;
@@ -151,6 +154,82 @@ impl DigestAlgorithm {
     }
 }
 
+/// How HTTP Digest authentication behaves, beyond the credentials: for
+/// [`TwilioSignatureLayer::digest_auth_with_settings`](crate::TwilioSignatureLayer::digest_auth_with_settings).
+///
+/// The default offers SHA-256 then MD5, accepts a nonce for 5 minutes, and makes a random
+/// nonce key when the layer is built.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_twilio_signature::{DigestAlgorithm, DigestSettings, TwilioSignatureLayer};
+///
+/// // Every replica is given the same key (from your secret store), so a nonce one of them
+/// // made is good on all of them.
+/// let nonce_key = [7u8; 32];
+/// let settings = DigestSettings::default()
+///     .algorithms(&[DigestAlgorithm::Sha256])
+///     .nonce_lifetime(Duration::from_secs(120))
+///     .nonce_key(&nonce_key);
+/// let layer = TwilioSignatureLayer::new("auth token")?
+///     .digest_auth_with_settings("twilio", "long random password", settings)?;
+/// # let _ = layer;
+/// # Ok::<(), tower_twilio_signature::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct DigestSettings {
+    algorithms: Vec<DigestAlgorithm>,
+    nonce_lifetime: Duration,
+    nonce_key: Option<Vec<u8>>,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        Self {
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            nonce_lifetime: DEFAULT_NONCE_LIFETIME,
+            nonce_key: None,
+        }
+    }
+}
+
+impl fmt::Debug for DigestSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DigestSettings")
+            .field("algorithms", &self.algorithms)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field(
+                "nonce_key",
+                &self.nonce_key.as_ref().map_or("random", |_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl DigestSettings {
+    /// The algorithms offered, in this order; a response in another one is refused. At
+    /// least one. curl, for one, answers the first challenge.
+    pub fn algorithms(mut self, algorithms: &[DigestAlgorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// How long a nonce is accepted, in whole seconds (at least one).
+    pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
+        self.nonce_lifetime = lifetime;
+        self
+    }
+
+    /// The key that makes and proves nonces (at least 32 bytes), instead of a random one:
+    /// give every replica the same one and a nonce one of them made is good on all. Keep it
+    /// as secret as the password; with it, anyone can make nonces (though not answer them).
+    pub fn nonce_key(mut self, key: &[u8]) -> Self {
+        self.nonce_key = Some(key.to_vec());
+        self
+    }
+}
+
 fn hex_hash<D: Digest>(parts: &[&str]) -> String {
     let mut hasher = D::new();
     for (i, part) in parts.iter().enumerate() {
@@ -201,13 +280,11 @@ impl fmt::Debug for DigestAuth {
 }
 
 impl DigestAuth {
-    /// Credentials checked with `algorithms` (offered in that order), with nonces that live
-    /// `lifetime`, under a random key made now.
+    /// Credentials checked as `settings` say, under their nonce key or a random one made now.
     pub(crate) fn new(
         username: &str,
         password: &str,
-        algorithms: &[DigestAlgorithm],
-        lifetime: Duration,
+        settings: &DigestSettings,
     ) -> Result<Self, ConfigError> {
         // A user name goes into a quoted string and into `user:realm:password`: keep it
         // printable and free of the characters that would need care there.
@@ -218,17 +295,28 @@ impl DigestAuth {
         {
             return Err(ConfigError::InvalidDigestAuth("user name"));
         }
-        if algorithms.is_empty() {
+        if settings.algorithms.is_empty() {
             return Err(ConfigError::InvalidDigestAuth("no algorithm"));
         }
-        if lifetime.as_secs() == 0 {
+        if settings.nonce_lifetime.as_secs() == 0 {
             return Err(ConfigError::InvalidDigestAuth("nonce lifetime under 1 s"));
         }
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key)
-            .map_err(|_| ConfigError::InvalidDigestAuth("no system random source"))?;
+        let key = match &settings.nonce_key {
+            Some(key) if key.len() < MIN_NONCE_KEY => {
+                return Err(ConfigError::InvalidDigestAuth(
+                    "nonce key shorter than 32 bytes",
+                ))
+            }
+            Some(key) => key.clone(),
+            None => {
+                let mut key = vec![0u8; MIN_NONCE_KEY];
+                getrandom::fill(&mut key)
+                    .map_err(|_| ConfigError::InvalidDigestAuth("no system random source"))?;
+                key
+            }
+        };
         let mut ha1 = Vec::new();
-        for &algorithm in algorithms {
+        for &algorithm in &settings.algorithms {
             if ha1.iter().all(|(a, _)| *a != algorithm) {
                 ha1.push((algorithm, algorithm.hash(&[username, REALM, password])));
             }
@@ -237,7 +325,7 @@ impl DigestAuth {
             username: username.to_owned(),
             ha1,
             nonce_key: Hmac::new_from_slice(&key).expect("HMAC takes keys of any length"),
-            lifetime: lifetime.as_secs(),
+            lifetime: settings.nonce_lifetime.as_secs(),
         })
     }
 
@@ -543,13 +631,30 @@ mod tests {
     }
 
     fn digest() -> DigestAuth {
-        DigestAuth::new(
-            "twilio",
-            "pw",
-            &[DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
-            Duration::from_secs(60),
-        )
-        .unwrap()
+        let settings = DigestSettings::default().nonce_lifetime(Duration::from_secs(60));
+        DigestAuth::new("twilio", "pw", &settings).unwrap()
+    }
+
+    #[test]
+    fn shared_nonce_keys() {
+        let key = [42u8; 32];
+        let settings = DigestSettings::default().nonce_key(&key);
+        let a = DigestAuth::new("twilio", "pw", &settings).unwrap();
+        let b = DigestAuth::new("twilio", "pw", &settings).unwrap();
+        assert_eq!(b.nonce_time(&a.nonce(77)), Some(77));
+        let other = DigestSettings::default().nonce_key(&[43u8; 32]);
+        let c = DigestAuth::new("twilio", "pw", &other).unwrap();
+        assert_eq!(c.nonce_time(&a.nonce(77)), None);
+        let short = DigestSettings::default().nonce_key(&[1u8; 31]);
+        assert!(matches!(
+            DigestAuth::new("twilio", "pw", &short),
+            Err(ConfigError::InvalidDigestAuth(_))
+        ));
+        let debug = format!("{settings:?}");
+        assert!(
+            debug.contains("[redacted]") && !debug.contains("42"),
+            "{debug}"
+        );
     }
 
     fn answer(d: &DigestAuth, algorithm: DigestAlgorithm, nonce: &str, password: &str) -> String {

@@ -2,11 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::auth::{BasicAuth, DigestAlgorithm, DigestAuth, HttpAuth, DEFAULT_NONCE_LIFETIME};
+use crate::auth::{BasicAuth, DigestAuth, DigestSettings, HttpAuth};
 use crate::error::{ConfigError, DefaultRejection};
 use crate::request::Config;
 use crate::service::TwilioSignature;
@@ -148,7 +147,10 @@ impl<R> TwilioSignatureLayer<R> {
     /// each layer built (each replica, each restart) has its own key. A nonce from another
     /// one, or an expired one, with otherwise right credentials is answered 401 with a fresh
     /// challenge marked `stale=true` ([`SignatureErrorKind::StaleNonce`](crate::SignatureErrorKind::StaleNonce)),
-    /// and the client retries with the new nonce.
+    /// and the client retries with the new nonce. Behind a load balancer without affinity
+    /// that retry may reach yet another replica; give every replica the same key with
+    /// [`DigestSettings::nonce_key`] and
+    /// [`digest_auth_with_settings`](Self::digest_auth_with_settings).
     ///
     /// ```
     /// use tower_twilio_signature::TwilioSignatureLayer;
@@ -162,43 +164,22 @@ impl<R> TwilioSignatureLayer<R> {
     /// [`ConfigError::InvalidDigestAuth`] for an empty user name or one containing `:`, `"`,
     /// `\` or a control character, or if the system has no random source.
     pub fn digest_auth(self, username: &str, password: &str) -> Result<Self, ConfigError> {
-        self.digest_auth_with_settings(
-            username,
-            password,
-            &[DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
-            DEFAULT_NONCE_LIFETIME,
-        )
+        self.digest_auth_with_settings(username, password, DigestSettings::default())
     }
 
-    /// [`digest_auth`](Self::digest_auth) offering only `algorithms`, in that order (a
-    /// response in another algorithm is refused), with nonces accepted for `nonce_lifetime`
-    /// (whole seconds).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_twilio_signature::{DigestAlgorithm, TwilioSignatureLayer};
-    ///
-    /// let layer = TwilioSignatureLayer::new("auth token")?.digest_auth_with_settings(
-    ///     "twilio",
-    ///     "long random password",
-    ///     &[DigestAlgorithm::Sha256],
-    ///     Duration::from_secs(120),
-    /// )?;
-    /// # let _ = layer;
-    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
-    /// ```
+    /// [`digest_auth`](Self::digest_auth) with other [`DigestSettings`]: the algorithms
+    /// offered, the nonce lifetime, and a nonce key shared by every replica.
     ///
     /// # Errors
     /// As [`digest_auth`](Self::digest_auth), and [`ConfigError::InvalidDigestAuth`] for no
-    /// algorithm or a lifetime under one second.
+    /// algorithm, a lifetime under one second, or a nonce key shorter than 32 bytes.
     pub fn digest_auth_with_settings(
         mut self,
         username: &str,
         password: &str,
-        algorithms: &[DigestAlgorithm],
-        nonce_lifetime: Duration,
+        settings: DigestSettings,
     ) -> Result<Self, ConfigError> {
-        let digest = DigestAuth::new(username, password, algorithms, nonce_lifetime)?;
+        let digest = DigestAuth::new(username, password, &settings)?;
         self.config_mut().set_http_auth(HttpAuth::Digest(digest));
         Ok(self)
     }
@@ -217,8 +198,8 @@ impl<R> TwilioSignatureLayer<R> {
         #[cfg(feature = "tracing")]
         if enabled {
             tracing::warn!(
-                "TwilioSignatureLayer in report-only mode: requests that fail the signature \
-                 check are logged and let through, not refused"
+                "TwilioSignatureLayer in report-only mode, not enforcing signatures: requests \
+                 that fail the check are logged and let through, not refused"
             );
         }
         self.config_mut().set_report_only(enabled);

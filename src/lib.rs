@@ -17,7 +17,7 @@ mod url;
 mod verified;
 mod verifier;
 
-pub use crate::auth::DigestAlgorithm;
+pub use crate::auth::{DigestAlgorithm, DigestSettings};
 pub use crate::body::VerifiedBody;
 pub use crate::error::{
     ConfigError, DefaultRejection, RejectionResponse, SignatureError, SignatureErrorKind,

@@ -16,8 +16,8 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{
-    sign, DigestAlgorithm, SignatureErrorKind as K, TwilioSignatureLayer, UrlSource, VerifiedBody,
-    VerifiedWebhook,
+    sign, DigestAlgorithm, DigestSettings, SignatureErrorKind as K, TwilioSignatureLayer,
+    UrlSource, VerifiedBody, VerifiedWebhook,
 };
 
 use common::{form_body, Calls, Outcome, FORM, SIGNATURE, TOKEN};
@@ -31,7 +31,13 @@ fn digest_layer(algorithms: &[DigestAlgorithm], lifetime: Duration) -> TwilioSig
     TwilioSignatureLayer::new(TOKEN)
         .unwrap()
         .url_source(UrlSource::base_url(BASE).unwrap())
-        .digest_auth_with_settings(USER, PASS, algorithms, lifetime)
+        .digest_auth_with_settings(
+            USER,
+            PASS,
+            DigestSettings::default()
+                .algorithms(algorithms)
+                .nonce_lifetime(lifetime),
+        )
         .unwrap()
 }
 
@@ -438,26 +444,31 @@ async fn basic_and_digest_replace_each_other() {
 #[test]
 fn digest_settings_are_checked_and_secrets_redacted() {
     let layer = TwilioSignatureLayer::new(TOKEN).unwrap();
-    for (user, algorithms, secs) in [
-        ("", &[DigestAlgorithm::Md5][..], 60),
-        ("a:b", &[DigestAlgorithm::Md5][..], 60),
-        ("a\"b", &[DigestAlgorithm::Md5][..], 60),
-        ("ok", &[][..], 60),
-        ("ok", &[DigestAlgorithm::Md5][..], 0),
+    let md5 = || DigestSettings::default().algorithms(&[DigestAlgorithm::Md5]);
+    for (user, settings) in [
+        ("", md5()),
+        ("a:b", md5()),
+        ("a\"b", md5()),
+        ("a\\b", md5()),
+        ("ok", DigestSettings::default().algorithms(&[])),
+        ("ok", md5().nonce_lifetime(Duration::from_millis(999))),
+        ("ok", md5().nonce_key(&[9; 31])),
     ] {
+        let described = format!("{user:?} {settings:?}");
         assert!(
             matches!(
-                layer.clone().digest_auth_with_settings(
-                    user,
-                    "pw",
-                    algorithms,
-                    Duration::from_secs(secs)
-                ),
+                layer
+                    .clone()
+                    .digest_auth_with_settings(user, "pw", settings),
                 Err(tower_twilio_signature::ConfigError::InvalidDigestAuth(_))
             ),
-            "{user:?} {algorithms:?} {secs}"
+            "{described}"
         );
     }
+    assert!(layer
+        .clone()
+        .digest_auth_with_settings("ok", "pw", md5().nonce_key(&[9; 32]))
+        .is_ok());
     let debug = format!("{:?}", both());
     assert!(!debug.contains(PASS), "{debug}");
     assert!(debug.contains("DigestAuth"), "{debug}");
@@ -501,7 +512,7 @@ async fn serve(algorithms: &[DigestAlgorithm]) -> SocketAddr {
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
         .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap())
-        .digest_auth_with_settings(USER, PASS, algorithms, Duration::from_secs(60))
+        .digest_auth_with_settings(USER, PASS, DigestSettings::default().algorithms(algorithms))
         .unwrap();
     let app: Router = Router::new()
         .route(
@@ -591,4 +602,82 @@ async fn curl_with_a_wrong_password_gets_401() {
         .await
         .expect("curl must be installed to run this test (apt-get install -y curl)");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "401");
+}
+
+/// Serves `/sms` from two replicas behind a load balancer that alternates between them
+/// with no affinity, as a round-robin balancer does with one client; returns the address and
+/// the count of requests it has seen.
+async fn serve_two_replicas(
+    settings: DigestSettings,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let replica = || {
+        let layer = TwilioSignatureLayer::new(TOKEN)
+            .unwrap()
+            .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap())
+            .digest_auth_with_settings(USER, PASS, settings.clone())
+            .unwrap();
+        Router::new()
+            .route("/sms", post(|| async { "ok|" }))
+            .layer(layer)
+    };
+    let (a, b) = (replica(), replica());
+    let turn = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&turn);
+    let balancer = Router::new().fallback_service(service_fn(move |req: Request<Body>| {
+        let next = if seen.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        next.oneshot(req)
+    }));
+    tokio::spawn(async move { axum::serve(listener, balancer).await.unwrap() });
+    (addr, turn)
+}
+
+/// Each replica with its own random key: curl's answer to one replica's challenge reaches
+/// the other, which answers `stale=true` with its own nonce; curl retries, and that answer
+/// reaches the first replica, and so on: curl retries on every stale answer until it reaches
+/// its limit of follow-up requests (exit code 47, "too many redirects", after about 50), and
+/// never gets through while the balancer alternates strictly.
+#[tokio::test]
+async fn curl_across_replicas_with_their_own_keys_never_gets_through() {
+    let (addr, turn) = serve_two_replicas(DigestSettings::default()).await;
+    let url = format!("http://{addr}/sms");
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--verbose", "--max-time", "20", "--digest"])
+        .args(["--user", &format!("{USER}:{PASS}")])
+        .args([
+            "--header",
+            &format!("X-Twilio-Signature: {}", sign(TOKEN, &url, PARAMS)),
+        ])
+        .args(["--data", &form_body(PARAMS)])
+        .arg(&url)
+        .output()
+        .await
+        .expect("curl must be installed to run this test (apt-get install -y curl)");
+    let log = String::from_utf8_lossy(&output.stderr);
+    // 47: too many redirects (follow-up requests).
+    assert_eq!(output.status.code(), Some(47), "{log}");
+    assert!(!log.contains("HTTP/1.1 200"), "{log}");
+    assert!(log.contains("stale=true"), "{log}");
+    let requests = turn.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((10..=100).contains(&requests), "{requests}");
+}
+
+/// The same two replicas given one nonce key: curl gets through on its first answer.
+#[tokio::test]
+async fn curl_across_replicas_sharing_a_nonce_key() {
+    let key = [0x5a; 32];
+    let (addr, turn) = serve_two_replicas(DigestSettings::default().nonce_key(&key)).await;
+    let (status, body, log) = curl(addr, "/sms").await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(body, "ok|");
+    assert_eq!(turn.load(std::sync::atomic::Ordering::SeqCst), 2, "{log}");
+    assert!(!log.contains("stale=true"), "{log}");
 }

@@ -278,7 +278,7 @@ async fn what_would_be_refused_is_logged() {
 
     let layer = reporting();
     assert!(logs().contains("report-only"), "{}", logs());
-    assert!(logs().contains("not refused"), "{}", logs());
+    assert!(logs().contains("not enforcing"), "{}", logs());
     let before = logs().len();
     let (status, _, _) = send(&layer, post(Some(FORGED), FORM, form_body(PARAMS))).await;
     assert_eq!(status, StatusCode::OK);
