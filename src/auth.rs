@@ -284,7 +284,7 @@ impl DigestAuth {
     pub(crate) fn new(
         username: &str,
         password: &str,
-        settings: &DigestSettings,
+        settings: DigestSettings,
     ) -> Result<Self, ConfigError> {
         // A user name goes into a quoted string and into `user:realm:password`: keep it
         // printable and free of the characters that would need care there.
@@ -301,13 +301,13 @@ impl DigestAuth {
         if settings.nonce_lifetime.as_secs() == 0 {
             return Err(ConfigError::InvalidDigestAuth("nonce lifetime under 1 s"));
         }
-        let key = match &settings.nonce_key {
+        let key = match settings.nonce_key {
             Some(key) if key.len() < MIN_NONCE_KEY => {
                 return Err(ConfigError::InvalidDigestAuth(
                     "nonce key shorter than 32 bytes",
                 ))
             }
-            Some(key) => key.clone(),
+            Some(key) => key,
             None => {
                 let mut key = vec![0u8; MIN_NONCE_KEY];
                 getrandom::fill(&mut key)
@@ -632,22 +632,22 @@ mod tests {
 
     fn digest() -> DigestAuth {
         let settings = DigestSettings::default().nonce_lifetime(Duration::from_secs(60));
-        DigestAuth::new("twilio", "pw", &settings).unwrap()
+        DigestAuth::new("twilio", "pw", settings).unwrap()
     }
 
     #[test]
     fn shared_nonce_keys() {
         let key = [42u8; 32];
         let settings = DigestSettings::default().nonce_key(&key);
-        let a = DigestAuth::new("twilio", "pw", &settings).unwrap();
-        let b = DigestAuth::new("twilio", "pw", &settings).unwrap();
+        let a = DigestAuth::new("twilio", "pw", settings.clone()).unwrap();
+        let b = DigestAuth::new("twilio", "pw", settings.clone()).unwrap();
         assert_eq!(b.nonce_time(&a.nonce(77)), Some(77));
         let other = DigestSettings::default().nonce_key(&[43u8; 32]);
-        let c = DigestAuth::new("twilio", "pw", &other).unwrap();
+        let c = DigestAuth::new("twilio", "pw", other).unwrap();
         assert_eq!(c.nonce_time(&a.nonce(77)), None);
         let short = DigestSettings::default().nonce_key(&[1u8; 31]);
         assert!(matches!(
-            DigestAuth::new("twilio", "pw", &short),
+            DigestAuth::new("twilio", "pw", short),
             Err(ConfigError::InvalidDigestAuth(_))
         ));
         let debug = format!("{settings:?}");

@@ -179,7 +179,7 @@ impl<R> TwilioSignatureLayer<R> {
         password: &str,
         settings: DigestSettings,
     ) -> Result<Self, ConfigError> {
-        let digest = DigestAuth::new(username, password, &settings)?;
+        let digest = DigestAuth::new(username, password, settings)?;
         self.config_mut().set_http_auth(HttpAuth::Digest(digest));
         Ok(self)
     }
