@@ -8,7 +8,9 @@ use http::{header, HeaderValue, Response, StatusCode};
 /// Why a request was refused.
 ///
 /// Every rejection response produced by the layer carries one of these in its
-/// extensions, custom rejections included, so an outer layer or a test can see why.
+/// extensions, custom rejections included, so an outer layer or a test can see why. In
+/// [report-only mode](crate::TwilioSignatureLayer::report_only), a request that would have
+/// been refused with 403 reaches the inner service with one in its own extensions.
 ///
 /// ```
 /// use tower_twilio_signature::{SignatureError, SignatureErrorKind};

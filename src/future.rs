@@ -162,11 +162,11 @@ where
                         config,
                         mut rejection,
                     } = job.take().expect("ResponseFuture polled after completion");
-                    let verified = outcome
-                        .and_then(|bytes| config.after_body(&pending, &bytes).map(|v| (v, bytes)));
-                    match verified {
-                        Ok((verified, bytes)) => {
-                            verified.insert_into(&mut parts.extensions);
+                    let passed = outcome
+                        .and_then(|bytes| config.after_body(&pending, &bytes).map(|p| (p, bytes)));
+                    match passed {
+                        Ok((passed, bytes)) => {
+                            passed.insert_into(&mut parts.extensions);
                             let req = Request::from_parts(parts, VerifiedBody::from_bytes(bytes));
                             let future = inner.call(req);
                             this.state.set(State::Calling { future });

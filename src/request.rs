@@ -116,9 +116,13 @@ impl Passed {
     /// Puts the proof or the error into the request's extensions.
     pub(crate) fn insert_into(self, extensions: &mut Extensions) {
         match self {
-            Self::Verified(verified) => extensions.insert(verified).map(drop),
-            Self::Reported(error) => extensions.insert(error).map(drop),
-        };
+            Self::Verified(verified) => {
+                extensions.insert(verified);
+            }
+            Self::Reported(error) => {
+                extensions.insert(error);
+            }
+        }
     }
 }
 

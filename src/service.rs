@@ -90,9 +90,9 @@ where
         if pending.is_websocket() {
             // A handshake has no body to buffer (under HTTP/2 the body is the stream).
             return match self.config.after_body(&pending, &Bytes::new()) {
-                Ok(verified) => {
+                Ok(passed) => {
                     let (mut parts, _body) = req.into_parts();
-                    verified.insert_into(&mut parts.extensions);
+                    passed.insert_into(&mut parts.extensions);
                     ResponseFuture::calling(
                         inner.call(Request::from_parts(parts, VerifiedBody::empty())),
                     )

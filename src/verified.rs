@@ -8,7 +8,10 @@ use crate::keys::{Algorithm, MatchedKey};
 /// service runs.
 ///
 /// Read it with `Extension<VerifiedWebhook>`, or, with the `axum` feature, as an extractor
-/// of its own (which answers 500 if the layer is missing, so a wiring mistake is loud).
+/// of its own (which answers 500 if the layer is missing, so a wiring mistake is loud). In
+/// [report-only mode](crate::TwilioSignatureLayer::report_only) a request that failed the
+/// check carries a [`SignatureError`](crate::SignatureError) instead: take
+/// `Option<VerifiedWebhook>` there.
 ///
 /// ```
 /// use tower_twilio_signature::{sign, MatchedKey, Verifier};
