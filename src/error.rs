@@ -208,7 +208,7 @@ impl StdError for ConfigError {
 ///
 /// Implemented by [`DefaultRejection`] and by every `FnMut(&SignatureError) -> Response<B> + Clone`,
 /// so a closure can be passed to
-/// [`TwilioSignatureLayer::with_rejection`](crate::TwilioSignatureLayer::with_rejection).
+/// [`TwilioSignatureLayer::rejection`](crate::TwilioSignatureLayer::rejection).
 /// Whatever it returns, the layer adds the [`SignatureError`] to the response's extensions.
 pub trait RejectionResponse<B> {
     /// The response for `error`.
