@@ -3,7 +3,8 @@
 //!
 //! Basic compares the decoded `user:password`. Digest (RFC 7616, `qop=auth`) recomputes the
 //! response from the password and compares it; its nonces carry their own proof, an
-//! HMAC-SHA256 of their timestamp under a key made at startup, so no nonce is stored.
+//! HMAC-SHA256 of their timestamp under a key made when the layer is built (or given, to be
+//! shared by replicas), so no nonce is stored.
 
 use std::fmt;
 use std::time::Duration;
