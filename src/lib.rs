@@ -46,11 +46,15 @@
 //!   [`VerifiedWebhook`] as an extractor.
 //! - `tracing`: logs why a request was refused and the URLs tried, at `debug`. Secrets are
 //!   never logged.
+//! - `dedupe`: [`dedupe::DedupeLayer`], which runs each webhook once and answers Twilio's
+//!   retries with the stored answer; `redis` adds a Redis store shared by replicas.
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+#[cfg(feature = "dedupe")]
+pub mod dedupe;
 mod error;
 mod form;
 mod future;
