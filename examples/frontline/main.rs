@@ -17,12 +17,15 @@
 //! - `BIND_ADDR`: the listening address, `127.0.0.1:3000` by default.
 //! - `TWILIO_SMS_NUMBER`, `TWILIO_WHATSAPP_NUMBER`: the senders of outgoing conversations
 //!   (demo numbers by default; empty disables the channel).
+//! - `DEDUPE_REDIS_URL` (feature `redis`): keep the answers replayed to Twilio's retries
+//!   in Redis (feature `dedupe`: in memory without it).
 //! - `RUST_LOG`: log filter, `info` by default.
 //!
 //! A bad value stops it with one line on stderr and exit code 2.
 
 mod app;
 mod config;
+mod retries;
 
 use std::process::ExitCode;
 
@@ -80,7 +83,15 @@ async fn main() -> ExitCode {
         request_body_timeout: REQUEST_BODY_TIMEOUT,
     };
     let state = AppState::new(&config);
-    let app = app::app(layer, state.clone(), &config);
+    let (retries, retries_mode) = match retries::layer() {
+        Ok(layer) => layer,
+        Err(err) => {
+            eprintln!("frontline: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("frontline: {retries_mode}");
+    let app = app::app_with(layer, retries, state.clone(), &config);
 
     if let Err(err) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

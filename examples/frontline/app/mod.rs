@@ -6,6 +6,7 @@ mod handlers;
 mod templates;
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,9 +15,11 @@ use axum::extract::{FromRequest, Request};
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, Route};
 use axum::{Form, Json, Router};
 use serde_json::json;
+use tower::layer::util::Identity;
+use tower::{Layer, Service};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_twilio_signature::TwilioSignatureLayer;
@@ -148,10 +151,29 @@ impl AppState {
 
 /// The service. Every request except `GET /healthz` (unknown paths and other methods
 /// included) must carry a valid Twilio signature.
+#[allow(dead_code)] // used by the tests and load_target; the binary adds the dedupe layer
 pub(crate) fn app(signature: TwilioSignatureLayer, state: AppState, config: &AppConfig) -> Router {
+    app_with(signature, Identity::new(), state, config)
+}
+
+/// As [`app`], with `verified` between the signature layer and the callbacks, where it
+/// sees only verified requests (the dedupe layer that answers Twilio's retries once).
+pub(crate) fn app_with<L>(
+    signature: TwilioSignatureLayer,
+    verified: L,
+    state: AppState,
+    config: &AppConfig,
+) -> Router
+where
+    L: Layer<Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<Request> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
     // `Router::layer` also wraps the fallbacks: an unsigned request to an unknown path
     // gets 403, not 404, and tells a prober nothing about which paths exist.
-    let callbacks = callbacks(state).layer(signature.clone());
+    let callbacks = callbacks(state).layer(verified).layer(signature.clone());
 
     // Added after the layer, so outside it; its other methods still go through it.
     let healthz = get(healthz).fallback(method_not_allowed.layer(signature));
