@@ -133,7 +133,7 @@ async fn answers_expire_after_their_ttl() {
     deliver(&app, "/ok", "RE1").await;
     assert!(deliver(&app, "/ok", "RE1").await.replayed());
     let ttl: i64 = server
-        .command(&format!("PTTL \"test:RE1\\nhttps://hooks.example.com/ok\""))
+        .command(r#"PTTL "test:RE1\nhttps://hooks.example.com/ok""#)
         .trim_start_matches(':')
         .trim()
         .parse()
