@@ -92,11 +92,11 @@ async fn a_waiting_delivery_gets_409_when_the_first_runs_too_long() {
     let (two, runs_two) = replica(&server, |layer| layer.with_wait(Duration::from_millis(150)));
     let first = tokio::spawn({
         let one = one.clone();
-        async move { send(&one, delivery("/slow", &[("ms", "800")], Some("RE1"))).await }
+        async move { send(&one, delivery("/slow", &[("ms", "1500")], Some("RE1"))).await }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let started = Instant::now();
-    let busy = send(&two, delivery("/slow", &[("ms", "800")], Some("RE1"))).await;
+    let busy = send(&two, delivery("/slow", &[("ms", "1500")], Some("RE1"))).await;
     assert_eq!(busy.status, StatusCode::CONFLICT);
     assert!(
         started.elapsed() < Duration::from_millis(600),
@@ -104,7 +104,7 @@ async fn a_waiting_delivery_gets_409_when_the_first_runs_too_long() {
         started.elapsed()
     );
     assert_eq!(first.await.unwrap().body, body_run(1));
-    let later = send(&two, delivery("/slow", &[("ms", "800")], Some("RE1"))).await;
+    let later = send(&two, delivery("/slow", &[("ms", "1500")], Some("RE1"))).await;
     assert!(later.replayed());
     assert_eq!((runs_one.get(), runs_two.get()), (1, 0));
 }
@@ -129,7 +129,7 @@ async fn a_server_error_is_not_stored() {
 #[tokio::test]
 async fn answers_expire_after_their_ttl() {
     let server = RedisServer::start();
-    let (app, runs) = replica(&server, |layer| layer.with_ttl(Duration::from_millis(300)));
+    let (app, runs) = replica(&server, |layer| layer.with_ttl(Duration::from_millis(1000)));
     deliver(&app, "/ok", "RE1").await;
     assert!(deliver(&app, "/ok", "RE1").await.replayed());
     let ttl: i64 = server
@@ -138,8 +138,8 @@ async fn answers_expire_after_their_ttl() {
         .trim()
         .parse()
         .unwrap();
-    assert!((1..=300).contains(&ttl), "PTTL {ttl}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!((1..=1000).contains(&ttl), "PTTL {ttl}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = deliver(&app, "/ok", "RE1").await;
     assert_eq!((after.replayed(), after.body), (false, body_run(2)));
     assert_eq!(runs.get(), 2);

@@ -223,6 +223,11 @@ impl fmt::Debug for DedupeLayer {
 
 /// The service [`DedupeLayer`] makes: runs `S` once per webhook event.
 ///
+/// A delivery with a token takes the inner service that was polled ready into its
+/// future and calls it once the store has answered, so a delivery that waits for another
+/// holds that service (and any permit it holds) while it waits: put concurrency limits
+/// outside this layer.
+///
 /// ```
 /// use tower::{service_fn, Layer};
 /// use tower_twilio_signature::dedupe::DedupeLayer;

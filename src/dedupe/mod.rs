@@ -13,7 +13,8 @@
 //!   error (5xx), `408` or `429` is not stored: the claim is released and Twilio's retry
 //!   runs the handler for real. Neither is a larger body: it goes to Twilio as it
 //!   streams, the claim is released, and a retry runs the handler again. So is an error
-//!   of the inner service, or a request dropped before its answer.
+//!   of the inner service, or a request dropped before its answer. An answer that is
+//!   stored is sent once its body has been read and stored.
 //! - **A delivery while the first still runs:** waits for its answer, at most
 //!   [`DedupeLayer::with_wait`] (5 s by default), then replays it; if the first is still
 //!   running, answers `409 Conflict` (Twilio tries again later); if the first failed,

@@ -122,7 +122,10 @@ impl RedisStore {
         self
     }
 
-    /// The longest one Redis call may take ([`DEFAULT_REDIS_TIMEOUT`]).
+    /// The longest one Redis call may take ([`DEFAULT_REDIS_TIMEOUT`]). The connection
+    /// that [`open`](Self::open) makes also gives up on a reply or a connection attempt
+    /// after [`DEFAULT_REDIS_TIMEOUT`]: for a longer limit, configure a
+    /// `ConnectionManager` yourself and pass it to [`new`](Self::new).
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
