@@ -53,8 +53,12 @@ pin_project! {
             trailers: Option<HeaderMap>,
             lease: Option<Lease>,
         },
-        // Storing the answer or releasing the claim, then answering.
-        Finishing { store: StoreFuture<()>, response: Option<Response<DedupeBody<ResBody>>> },
+        // Storing the answer or releasing the claim (`during` says which), then answering.
+        Finishing {
+            store: StoreFuture<()>,
+            during: &'static str,
+            response: Option<Response<DedupeBody<ResBody>>>,
+        },
         // An answer made without the inner service.
         Done { response: Option<Response<DedupeBody<ResBody>>> },
     }
@@ -150,7 +154,7 @@ enum Next {
     Claim,
     Wait,
     Replay(StoredResponse),
-    Failed(StoreError),
+    Failed(StoreError, &'static str),
 }
 
 /// Whether an answer with `status` is stored: not a server error, and not one that asks
@@ -206,13 +210,13 @@ where
                             Ok(Claim::Won) => Next::Run,
                             Ok(Claim::Pending) => Next::Wait,
                             Ok(Claim::Answered(stored)) => Next::Replay(stored),
-                            Err(error) => Next::Failed(error),
+                            Err(error) => Next::Failed(error, "claim"),
                         },
                         Step::Wait(future) => match ready!(future.as_mut().poll(cx)) {
                             Ok(Waited::Answered(stored)) => Next::Replay(stored),
                             Ok(Waited::Pending) => Next::Wait,
                             Ok(Waited::Released) => Next::Claim,
-                            Err(error) => Next::Failed(error),
+                            Err(error) => Next::Failed(error, "wait"),
                         },
                     };
                     let p = pending
@@ -267,8 +271,8 @@ where
                                 lease: Some(lease),
                             });
                         }
-                        Next::Failed(error) => {
-                            log_store_error(&error, "claim");
+                        Next::Failed(error, during) => {
+                            log_store_error(&error, during);
                             let Pending {
                                 mut service,
                                 request,
@@ -296,6 +300,7 @@ where
                     if !storable(response.status()) || response.body().size_hint().lower() > limit {
                         state.set(State::Finishing {
                             store: lease.release(),
+                            during: "release",
                             response: Some(response.map(DedupeBody::inner)),
                         });
                         continue;
@@ -332,7 +337,8 @@ where
                                         read.split().freeze(),
                                         body.take().expect("checked above"),
                                     );
-                                    Some((lease.take().expect("checked above").release(), body))
+                                    let lease = lease.take().expect("checked above");
+                                    Some((lease.release(), "release", body))
                                 } else {
                                     None
                                 }
@@ -346,7 +352,8 @@ where
                         },
                         Some(Err(error)) => {
                             let body = DedupeBody::failed(read.split().freeze(), error);
-                            Some((lease.take().expect("held while reading").release(), body))
+                            let lease = lease.take().expect("held while reading");
+                            Some((lease.release(), "release", body))
                         }
                         None => {
                             let lease = lease.take().expect("held while reading");
@@ -359,23 +366,26 @@ where
                                 }
                             }
                             let stored = StoredResponse::new(head.status, headers, data.clone());
-                            Some((
-                                lease.complete(stored),
-                                DedupeBody::held(data, trailers.take()),
-                            ))
+                            let body = DedupeBody::held(data, trailers.take());
+                            Some((lease.complete(stored), "complete", body))
                         }
                     };
-                    if let Some((store, body)) = finished {
+                    if let Some((store, during, body)) = finished {
                         let head = head.take().expect("held while reading");
                         state.set(State::Finishing {
                             store,
+                            during,
                             response: Some(Response::from_parts(head, body)),
                         });
                     }
                 }
-                StateProj::Finishing { store, response } => {
+                StateProj::Finishing {
+                    store,
+                    during,
+                    response,
+                } => {
                     if let Err(error) = ready!(store.as_mut().poll(cx)) {
-                        log_store_error(&error, "store");
+                        log_store_error(&error, during);
                     }
                     return Poll::Ready(Ok(response
                         .take()
