@@ -42,6 +42,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (retries, retries_mode) = match retries::layer() {
+        Ok(layer) => layer,
+        Err(err) => {
+            eprintln!("frontline: {err}");
+            return ExitCode::from(2);
+        }
+    };
 
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -73,6 +80,7 @@ async fn main() -> ExitCode {
         "frontline: listening on http://{bound}; signed URL from: {}",
         settings.describe_url_mode(bound)
     );
+    println!("frontline: {retries_mode}");
     if settings.demo {
         println!("\n{}", settings.demo_instructions(bound));
     }
@@ -83,14 +91,6 @@ async fn main() -> ExitCode {
         request_body_timeout: REQUEST_BODY_TIMEOUT,
     };
     let state = AppState::new(&config);
-    let (retries, retries_mode) = match retries::layer() {
-        Ok(layer) => layer,
-        Err(err) => {
-            eprintln!("frontline: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    println!("frontline: {retries_mode}");
     let app = app::app_with(layer, retries, state.clone(), &config);
 
     if let Err(err) = axum::serve(listener, app)
