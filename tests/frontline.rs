@@ -34,7 +34,7 @@ use crate::app::{
     sample_customers, AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT,
 };
 use crate::checks::{Expect, Target, Transport};
-use crate::common::basic;
+use crate::common::{basic, Logs};
 
 const TOKEN: &str = "12345678901234567890123456789012";
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -1745,53 +1745,6 @@ impl StandIn {
             ..default_config()
         })
         .await
-    }
-}
-
-/// Log lines written while it is in scope, on this thread (a current-thread test runtime
-/// runs the server and the spawned API calls here too).
-struct Logs {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl Logs {
-    fn capture() -> Self {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let buffer = Arc::clone(&buffer);
-            move || LogWriter(Arc::clone(&buffer))
-        };
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(writer)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        Self {
-            buffer,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
-    }
-
-    fn lines_with(&self, words: &[&str]) -> Vec<String> {
-        let text = String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .filter(|line| words.iter().all(|w| line.contains(w)))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

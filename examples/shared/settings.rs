@@ -179,6 +179,13 @@ pub(crate) fn from_lookup(
     })
 }
 
+/// Reads the settings from the process environment.
+#[allow(dead_code)] // the Frontline example reads more variables, with its own function
+pub(crate) fn from_env() -> Result<ServerSettings, BadValue> {
+    check_unicode(&VARIABLES)?;
+    from_lookup(|name| std::env::var(name).ok(), random_token)
+}
+
 /// A token shaped like an Auth Token (32 hexadecimal digits) from the system's random
 /// source.
 pub(crate) fn random_token() -> String {

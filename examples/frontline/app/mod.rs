@@ -25,7 +25,10 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_twilio_signature::TwilioSignatureLayer;
 use tracing::Level;
 
+// For the configuration and the other programs that serve this app; not each uses all.
+#[allow(unused_imports)]
 pub(crate) use self::conversations_api::{ConversationsApi, DEFAULT_BASE_URL};
+#[allow(unused_imports)]
 pub(crate) use self::customers::{parse_book, sample as sample_customers, Customer};
 
 /// How long a client may take to send a request body.
