@@ -24,6 +24,11 @@ use crate::common::Logs;
 use crate::voice_stream::settings;
 use crate::voice_stream::{stream_url, AppState, StreamEvent};
 
+/// A WebSocket client connection, and the server's answer to its handshake.
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Handshake = tungstenite::handshake::client::Response;
+
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const OTHER_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 const CALL_SID: &str = "CA0123456789abcdef0123456789abcdef";
@@ -67,15 +72,7 @@ impl Server {
         &self,
         query: &str,
         signature: Option<String>,
-    ) -> Result<
-        (
-            tokio_tungstenite::WebSocketStream<
-                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-            >,
-            tungstenite::handshake::client::Response,
-        ),
-        tungstenite::Error,
-    > {
+    ) -> Result<(Client, Handshake), tungstenite::Error> {
         let mut request = format!("ws://{}/stream{query}", self.addr)
             .into_client_request()
             .unwrap();
