@@ -173,12 +173,12 @@ fn bench_verify(c: &mut Criterion) {
         ("on_60k_values", &extra, &long_values_url),
     ] {
         assert!(v
-            .verify_form(&long_url, [] as [(&str, &str); 0], WRONG_SIGNATURE, None)
+            .verify_form(long_url, [] as [(&str, &str); 0], WRONG_SIGNATURE, None)
             .is_err());
         g.bench_function(name, |b| {
             b.iter(|| {
                 v.verify_form(
-                    black_box(&long_url),
+                    black_box(long_url),
                     [] as [(&str, &str); 0],
                     black_box(WRONG_SIGNATURE),
                     None,
