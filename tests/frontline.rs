@@ -28,7 +28,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource};
 
 use crate::app::{
     sample_customers, AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT,
@@ -90,8 +90,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let layer = TwilioSignatureLayer::new(TOKEN)
             .unwrap()
-            .public_base_url(&format!("http://{addr}"))
-            .unwrap();
+            .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap());
         Self::serve(listener, layer, config).await
     }
 
@@ -913,11 +912,10 @@ async fn healthz_needs_no_signature() {
 async fn a_json_body_is_refused_after_the_signature_check() {
     let server = Server::start().await;
     let body = br#"{"Location":"GetCustomersList"}"#;
-    let url = tower_twilio_signature::url_with_body_sha256(&server.url("/callbacks/crm"), body);
-    let no_params: [(&str, &str); 0] = [];
+    let (url, signature) = sign_body(TOKEN, &server.url("/callbacks/crm"), body);
     let request = Request::post(&url)
         .header(header::CONTENT_TYPE, "application/json")
-        .header("x-twilio-signature", sign(TOKEN, &url, no_params))
+        .header("x-twilio-signature", signature)
         .body(Full::new(Bytes::from_static(body)))
         .unwrap();
     let (status, body) = server.send(request).await;
@@ -1051,14 +1049,11 @@ async fn check_endpoint_reports_a_server_that_is_not_there() {
 
 #[tokio::test]
 async fn check_endpoint_through_curl() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("curl is not installed; the curl transport is not checked");
-        return;
-    }
+    let curl = std::process::Command::new("curl").arg("--version").output();
+    assert!(
+        curl.is_ok(),
+        "curl is needed for this test: install it (apt-get install curl)"
+    );
     let server = Server::start().await;
     let target = Target::parse(&server.url("/callbacks/crm")).unwrap();
     let reports = checks::run(&target, TOKEN, Transport::Curl).await;
@@ -1092,9 +1087,8 @@ async fn check_endpoint_sends_basic_credentials_and_signs_without_them() {
     let addr = listener.local_addr().unwrap();
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url(&format!("http://{addr}"))
-        .unwrap()
-        .with_basic_auth("twilio", "s3cret:!")
+        .url_source(UrlSource::base_url(&format!("http://{addr}")).unwrap())
+        .basic_auth("twilio", "s3cret:!")
         .unwrap();
     let server = Server::serve(listener, layer, default_config()).await;
     let with = Target::parse(&format!("http://twilio:s3cret%3A%21@{addr}/callbacks/crm")).unwrap();
@@ -1107,6 +1101,47 @@ async fn check_endpoint_sends_basic_credentials_and_signs_without_them() {
         .iter()
         .all(|r| r.got == Ok(StatusCode::UNAUTHORIZED)));
     assert!(checks::hints(&reports).iter().any(|h| h.contains("Basic")));
+}
+
+#[tokio::test]
+async fn check_endpoint_signs_for_the_public_url_and_sends_elsewhere() {
+    // The service expects the public URL; nothing listens at its host.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .unwrap()
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap());
+    let _server = Server::serve(listener, layer, default_config()).await;
+    let public = Target::parse("https://hooks.example.com/callbacks/crm").unwrap();
+    let with_path = public
+        .clone()
+        .with_send_to(&format!("http://{addr}/callbacks"))
+        .unwrap_err();
+    assert!(
+        with_path.contains("only a scheme, host and port"),
+        "{with_path}"
+    );
+    assert!(public
+        .clone()
+        .with_send_to("http://u:p@127.0.0.1:1")
+        .is_err());
+    let target = public.with_send_to(&format!("http://{addr}")).unwrap();
+    assert!(!target.is_https());
+    assert_eq!(
+        target.destination("https://hooks.example.com/callbacks/crm?x=1"),
+        (
+            format!("http://{addr}/callbacks/crm?x=1"),
+            Some("hooks.example.com".to_owned())
+        )
+    );
+    let reports = checks::run(&target, TOKEN, Transport::Hyper).await;
+    assert_eq!(reports.len(), 9);
+    for report in &reports {
+        assert!(report.passed(), "{report}");
+    }
+    // Signed with another token, every probe is refused: the checks reached the service.
+    let wrong = checks::run(&target, OTHER_TOKEN, Transport::Hyper).await;
+    assert!(wrong.iter().all(|r| r.got == Ok(StatusCode::FORBIDDEN)));
 }
 
 // ----- configuration from the environment -----
@@ -1616,13 +1651,10 @@ fn example_binary(name: &str) -> Option<std::path::PathBuf> {
 
 #[test]
 fn the_binary_stops_on_a_malformed_customer_book() {
-    let Some(binary) = example_binary("frontline") else {
-        eprintln!(
-            "the frontline example is not built (`cargo test` builds it, `cargo test --test \
-             frontline` does not): the binary is not checked"
-        );
-        return;
-    };
+    let binary = example_binary("frontline").expect(
+        "the frontline example is not built: `cargo test` builds it with the tests \
+         (`cargo test --test frontline` alone does not)",
+    );
     let file = TempFile::new("startup.json", r#"[{"customer_id": 1}]"#);
     let output = std::process::Command::new(binary)
         .env_clear()

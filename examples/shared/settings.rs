@@ -13,7 +13,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource};
 
 /// The address a server listens on when `BIND_ADDR` is unset.
 pub(crate) const DEFAULT_BIND_ADDR: &str = "127.0.0.1:3000";
@@ -202,20 +202,17 @@ fn signature_layer(
 ) -> Result<TwilioSignatureLayer, BadValue> {
     let layer =
         TwilioSignatureLayer::new(token).map_err(|e| bad("TWILIO_AUTH_TOKEN", e.to_string()))?;
-    match mode {
-        UrlMode::Fixed(url) => layer
-            .public_base_url(url)
-            .map_err(|e| bad("PUBLIC_BASE_URL", format!("{url:?}: {e}"))),
-        UrlMode::XForwarded(hops) => layer
-            .trust_x_forwarded(*hops)
-            .map_err(|e| bad("TRUST_FORWARDED_HOPS", e.to_string())),
-        UrlMode::HostHeader => layer
-            .use_host_header("https")
-            .map_err(|e| bad("PUBLIC_BASE_URL", e.to_string())),
-        UrlMode::Demo => layer
-            .public_base_url(&format!("http://{bound}"))
-            .map_err(|e| bad("BIND_ADDR", e.to_string())),
-    }
+    let source =
+        match mode {
+            UrlMode::Fixed(url) => UrlSource::base_url(url)
+                .map_err(|e| bad("PUBLIC_BASE_URL", format!("{url:?}: {e}")))?,
+            UrlMode::XForwarded(hops) => UrlSource::x_forwarded(*hops)
+                .map_err(|e| bad("TRUST_FORWARDED_HOPS", e.to_string()))?,
+            UrlMode::HostHeader => UrlSource::default(),
+            UrlMode::Demo => UrlSource::base_url(&format!("http://{bound}"))
+                .map_err(|e| bad("BIND_ADDR", e.to_string()))?,
+        };
+    Ok(layer.url_source(source))
 }
 
 impl ServerSettings {

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use serde_json::Value;
-use tower_twilio_signature::{sign, url_with_body_sha256};
+use tower_twilio_signature::{sign, sign_url, url_with_body_sha256};
 
 use crate::app::{sample_customers, Customer};
 use crate::{DEFAULT_WORKER, SMS_NUMBER, TOKEN, WHATSAPP_NUMBER};
@@ -486,11 +486,7 @@ pub(crate) fn digest_hash(rng: &mut Rng, base: &str, limit: usize) -> DigestCase
     let len = rng.body_len(limit);
     let body = rng.bytes(len);
     let target = url_with_body_sha256(&digest_target(rng), &body);
-    let signature = sign(
-        TOKEN,
-        &format!("{base}{target}"),
-        std::iter::empty::<(&str, &str)>(),
-    );
+    let signature = sign_url(TOKEN, &format!("{base}{target}"));
     DigestCase {
         target,
         content_type: match rng.below(3) {

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
-use tower_twilio_signature::{body_sha256, sign, url_with_body_sha256};
+use tower_twilio_signature::{body_sha256, sign_url, url_with_body_sha256};
 
 use crate::cases::{self, form_body, sign_form, Rng};
 use crate::raw::{self, Framing};
@@ -606,11 +606,7 @@ fn sized_request(
     if rng.percent(50) {
         let body = rng.bytes(size);
         let target = url_with_body_sha256(crate::DIGEST_PATH, &body);
-        let signature = sign(
-            TOKEN,
-            &format!("{base}{target}"),
-            std::iter::empty::<(&str, &str)>(),
-        );
+        let signature = sign_url(TOKEN, &format!("{base}{target}"));
         (target, "application/octet-stream", body, signature)
     } else {
         let path = *rng.pick(&["/callbacks/conversations", crate::DIGEST_PATH]);

@@ -35,7 +35,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_twilio_signature::{body_sha256, TwilioSignatureLayer, VerifiedWebhook};
+use tower_twilio_signature::{body_sha256, TwilioSignatureLayer, UrlSource, VerifiedWebhook};
 
 use crate::app::{sample_customers, AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 
@@ -96,7 +96,7 @@ async fn serve(limit: usize) -> Result<bool, String> {
         .map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let layer = TwilioSignatureLayer::new(TOKEN)
-        .and_then(|l| l.public_base_url(&format!("http://{addr}")))
+        .and_then(|l| UrlSource::base_url(&format!("http://{addr}")).map(|s| l.url_source(s)))
         .map_err(|e| e.to_string())?
         .body_limit(limit);
     let config = AppConfig {
