@@ -168,7 +168,7 @@ impl Verifier {
         let owned: Vec<I::Item> = params.into_iter().collect();
         let tail = signed_tail(owned.iter().map(|item| {
             let (k, v) = item.borrow();
-            (k.as_ref(), v.as_ref())
+            (k.as_ref().as_bytes(), v.as_ref().as_bytes())
         }));
         self.verify_parts(url, &tail, None, signature, settings)
     }
@@ -255,7 +255,7 @@ impl Verifier {
         let query_tail = candidates.query_params().map(|query| {
             let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
                 form_urlencoded::parse(query.as_bytes()).collect();
-            signed_tail(pairs.iter().map(|(k, v)| (&**k, &**v)))
+            signed_tail(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
         });
         let attempt = |candidates: &Candidates| {
             let list: Vec<(&str, &[u8])> = candidates

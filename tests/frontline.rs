@@ -1676,6 +1676,68 @@ fn the_binary_stops_on_a_malformed_customer_book() {
     assert!(output.stdout.is_empty(), "it started: {output:?}");
 }
 
+#[test]
+fn the_binary_logs_why_a_webhook_was_refused() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let binary = example_binary("frontline").expect(
+        "the frontline example is not built: `cargo test` builds it with the tests \
+         (`cargo test --test frontline` alone does not)",
+    );
+    let mut child = std::process::Command::new(binary)
+        .env_clear()
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo prints where it listens on its first line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let bound = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&bound).unwrap();
+    let body = "Location=GetCustomersList&Worker=w%40example.com&PageSize=3";
+    write!(
+        stream,
+        "POST /callbacks/crm HTTP/1.1\r\nHost: {bound}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    child.kill().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Twilio webhook rejected"))
+        .unwrap_or_else(|| panic!("no rejection logged: {stderr}"));
+    assert!(line.contains("kind=Mismatch"), "{line}");
+    assert!(
+        line.contains(&format!("http://{bound}/callbacks/crm")),
+        "{line}"
+    );
+    // Not a terminal: no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
 // ----- the Conversations API, against a stand-in on a loopback port -----
 
 /// One request the stand-in received.

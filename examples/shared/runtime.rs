@@ -1,11 +1,20 @@
 //! What every example server does around its router: logging and a graceful stop.
 
-/// Logs to standard output, filtered by `RUST_LOG` (`info` by default).
+use std::io::IsTerminal as _;
+
+/// What is logged when `RUST_LOG` is not set: the server's own lines, and why each refused
+/// webhook was refused, with the URLs the layer tried.
+pub(crate) const DEFAULT_LOG_FILTER: &str = "info,tower_twilio_signature=debug";
+
+/// Logs to standard error, filtered by `RUST_LOG` (else [`DEFAULT_LOG_FILTER`]), in colour
+/// only when standard error is a terminal.
 pub(crate) fn init_logging() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .init();
 }
