@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_twilio_signature::dedupe::{DedupeBody, DedupeLayer, MemoryStore, RedisStore};
-use tower_twilio_signature::{sign, TwilioSignatureLayer, VerifiedBody};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource, VerifiedBody};
 
 #[path = "../tests/dedupe_support/mod.rs"]
 mod dedupe_support;
@@ -71,8 +71,7 @@ fn signature_layer(f: &Fixture) -> TwilioSignatureLayer {
     );
     TwilioSignatureLayer::new(&f.token)
         .unwrap()
-        .public_base_url(&base)
-        .unwrap()
+        .url_source(UrlSource::base_url(&base).unwrap())
 }
 
 fn without_dedupe(f: &Fixture) -> App {

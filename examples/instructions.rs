@@ -21,7 +21,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_twilio_signature::{TwilioSignatureLayer, VerifiedBody, Verifier};
+use tower_twilio_signature::{TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
 
 #[path = "../benches/support/poll_once.rs"]
 mod poll_once;
@@ -94,8 +94,7 @@ fn main() {
             let (base, path) = f.url.split_at(split);
             let service = TwilioSignatureLayer::new(&f.token)
                 .unwrap()
-                .public_base_url(base)
-                .unwrap()
+                .url_source(UrlSource::base_url(base).unwrap())
                 .layer(service_fn(|_req: Request<VerifiedBody>| async {
                     Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
                 }));

@@ -49,9 +49,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
 use tower::ServiceExt;
-use tower_twilio_signature::{sign, url_with_body_sha256, TwilioSignatureLayer, Verifier};
+use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource, Verifier};
 
-use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
+use crate::app::{sample_customers, AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 
 /// A made-up Auth Token.
 const TOKEN: &str = "5c3e1b7a9d2f4e6a8b0c1d3e5f7a9b2c";
@@ -64,6 +64,9 @@ fn config() -> AppConfig {
         sms_number: Some("+12025550100".to_owned()),
         whatsapp_number: Some("whatsapp:+12025550101".to_owned()),
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: sample_customers(),
+        default_worker: None,
+        conversations_api: None,
     }
 }
 
@@ -176,7 +179,7 @@ async fn bind() -> Result<(TcpListener, SocketAddr), String> {
 fn apps(base: &str) -> Result<(axum::Router, axum::Router), String> {
     let config = config();
     let layer = TwilioSignatureLayer::new(TOKEN)
-        .and_then(|l| l.public_base_url(base))
+        .and_then(|l| UrlSource::base_url(base).map(|s| l.url_source(s)))
         .map_err(|e| e.to_string())?;
 
     let with = app::app(layer, AppState::new(&config), &config);
@@ -284,7 +287,7 @@ async fn serve_mem(limit: usize) -> Result<(), String> {
     let config = config();
     let (listener, addr) = bind().await?;
     let layer = TwilioSignatureLayer::new(TOKEN)
-        .and_then(|l| l.public_base_url(&format!("http://{addr}")))
+        .and_then(|l| UrlSource::base_url(&format!("http://{addr}")).map(|s| l.url_source(s)))
         .map_err(|e| e.to_string())?
         .body_limit(limit);
     let router = app::app(layer, AppState::new(&config), &config);
@@ -301,8 +304,7 @@ fn big_request(addr: SocketAddr, limit: usize, hash: bool) -> (Vec<u8>, Vec<u8>)
     let path = "/callbacks/conversations";
     let (url, content_type, body, signature) = if hash {
         let body: Vec<u8> = (0..limit).map(|i| (i % 251) as u8).collect();
-        let url = url_with_body_sha256(&format!("{base}{path}"), &body);
-        let signature = sign(TOKEN, &url, std::iter::empty::<(&str, &str)>());
+        let (url, signature) = sign_body(TOKEN, &format!("{base}{path}"), &body);
         (url, "application/octet-stream", body, signature)
     } else {
         let prefix = "EventType=onMessageAdded&Body=";

@@ -127,6 +127,10 @@ impl StdError for SignatureError {}
 pub enum ConfigError {
     /// An Auth Token or SharedKey secret is empty.
     EmptySecret,
+    /// An Auth Token or SharedKey secret starts or ends with whitespace, usually a newline
+    /// read along with it from a file or a secret store. Twilio's secrets have none, so every
+    /// webhook would be refused.
+    SecretWhitespace,
     /// A SharedKey id is empty or contains characters a settings header cannot carry.
     InvalidKeyId,
     /// The same SharedKey id was added twice.
@@ -139,6 +143,8 @@ pub enum ConfigError {
     InvalidScheme,
     /// An environment variable is unset or not Unicode.
     MissingEnv(&'static str),
+    /// An environment variable holds a value that cannot be used; the error says why.
+    InvalidEnv(&'static str, Box<Self>),
     /// Basic authentication credentials that cannot be used (empty user name, `:` in it).
     InvalidBasicAuth,
 }
@@ -147,6 +153,10 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EmptySecret => f.write_str("an Auth Token or SharedKey secret is empty"),
+            Self::SecretWhitespace => f.write_str(
+                "an Auth Token or SharedKey secret starts or ends with whitespace \
+                 (a newline read from a file?)",
+            ),
             Self::InvalidKeyId => {
                 f.write_str("a SharedKey id is empty or contains ',', '=' or whitespace")
             }
@@ -155,6 +165,7 @@ impl fmt::Display for ConfigError {
             Self::ZeroHops => f.write_str("trusted proxy hops must be at least 1"),
             Self::InvalidScheme => f.write_str("the scheme must be http or https"),
             Self::MissingEnv(name) => write!(f, "environment variable {name} is not set"),
+            Self::InvalidEnv(name, why) => write!(f, "environment variable {name}: {why}"),
             Self::InvalidBasicAuth => {
                 f.write_str("Basic auth user name must be non-empty and contain no ':'")
             }
@@ -162,7 +173,14 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl StdError for ConfigError {}
+impl StdError for ConfigError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::InvalidEnv(_, why) => Some(&**why),
+            _ => None,
+        }
+    }
+}
 
 /// Builds the response for a refused request.
 ///

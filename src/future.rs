@@ -16,7 +16,7 @@ use tower_service::Service;
 
 use crate::body::{Buffer, VerifiedBody};
 use crate::error::{is_length_limit, RejectionResponse, SignatureErrorKind};
-use crate::layer::{finish, reject, Config, Pending};
+use crate::request::{Config, Pending};
 
 pin_project! {
     /// Buffers and verifies the body, then runs the inner service, or resolves to the
@@ -103,7 +103,7 @@ where
         let (parts, body) = req.into_parts();
         Self {
             state: State::Buffering {
-                body: Limited::new(body, config.body_limit),
+                body: Limited::new(body, config.body_limit()),
                 buffer: Buffer::default(),
                 job: Some(Job {
                     parts,
@@ -157,14 +157,13 @@ where
                     };
                     let Job {
                         mut parts,
-                        mut pending,
+                        pending,
                         mut inner,
                         config,
                         mut rejection,
                     } = job.take().expect("ResponseFuture polled after completion");
-                    let verified = outcome.and_then(|bytes| {
-                        finish(&config, &mut pending, &bytes).map(|v| (v, bytes))
-                    });
+                    let verified = outcome
+                        .and_then(|bytes| config.after_body(&pending, &bytes).map(|v| (v, bytes)));
                     match verified {
                         Ok((verified, bytes)) => {
                             parts.extensions.insert(verified);
@@ -173,8 +172,7 @@ where
                             this.state.set(State::Calling { future });
                         }
                         Err(err) => {
-                            let response =
-                                reject(&config, &mut rejection, err, Some(&pending.candidates));
+                            let response = config.reject(&mut rejection, err, Some(&pending));
                             this.state.set(State::Done {
                                 response: Some(response),
                             });

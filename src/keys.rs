@@ -235,6 +235,16 @@ impl<'a> Selected<'a> {
     }
 }
 
+impl Selected<'_> {
+    /// The algorithm a match with these keys used.
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        match self {
+            Selected::AuthTokens(_) => Algorithm::HmacSha1,
+            Selected::Shared(_, mac) => mac.algorithm(),
+        }
+    }
+}
+
 /// A borrowed [`MatchedKey`], turned into an owned one only on success.
 #[derive(Clone, Copy)]
 pub(crate) enum MatchedKeyRef<'a> {
@@ -253,9 +263,7 @@ impl MatchedKeyRef<'_> {
 
 impl KeySet {
     pub(crate) fn add_auth_token(&mut self, token: &str) -> Result<(), ConfigError> {
-        if token.is_empty() {
-            return Err(ConfigError::EmptySecret);
-        }
+        check_secret(token)?;
         self.auth_tokens
             .push(PreparedMac::new(Algorithm::HmacSha1, token.as_bytes()));
         Ok(())
@@ -269,9 +277,7 @@ impl KeySet {
         {
             return Err(ConfigError::InvalidKeyId);
         }
-        if secret.is_empty() {
-            return Err(ConfigError::EmptySecret);
-        }
+        check_secret(secret)?;
         if self.shared.iter().any(|k| &*k.id == id) {
             return Err(ConfigError::DuplicateKeyId);
         }
@@ -301,6 +307,17 @@ impl KeySet {
             .ok_or(SignatureErrorKind::UnknownKeyId)?;
         Ok(KeyChoice::Shared(Arc::clone(key), algorithm))
     }
+}
+
+/// A secret must be non-empty and carry no whitespace at either end.
+fn check_secret(secret: &str) -> Result<(), ConfigError> {
+    if secret.is_empty() {
+        return Err(ConfigError::EmptySecret);
+    }
+    if secret.trim() != secret {
+        return Err(ConfigError::SecretWhitespace);
+    }
+    Ok(())
 }
 
 /// Parses `key=<id>,algorithm=<alg>`: parts in any order, spaces around them allowed,
@@ -422,6 +439,19 @@ mod tests {
             keys.add_auth_token("").unwrap_err(),
             ConfigError::EmptySecret
         );
+        for stray in ["tok\n", " tok", "tok\r\n", "\ttok"] {
+            assert_eq!(
+                keys.add_auth_token(stray).unwrap_err(),
+                ConfigError::SecretWhitespace,
+                "{stray:?}"
+            );
+            assert_eq!(
+                keys.add_shared_key("k9", stray).unwrap_err(),
+                ConfigError::SecretWhitespace,
+                "{stray:?}"
+            );
+        }
+        assert!(keys.add_auth_token("to k").is_ok());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! asked for); user info never appears; the port is tried as received and with the
 //! default port added or the port removed, as Twilio's SDKs do.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -12,31 +14,174 @@ use http::{HeaderMap, Request};
 
 use crate::error::{ConfigError, SignatureErrorKind};
 
-/// Where the layer takes the scheme, host and port of the public URL from.
+/// Where the layer takes the public URL Twilio called from: one explicit choice.
+///
+/// Twilio signs the URL it requested. Behind a proxy, the server sees another scheme, host
+/// or port, so the layer has to be told where the public one comes from. The path and query
+/// always come from the request, byte for byte (under axum, from `OriginalUri`, so
+/// `Router::nest` does not hide a prefix).
+///
+/// | source | what it trusts | use it |
+/// |---|---|---|
+/// | [`base_url`](Self::base_url) | your configuration only | in production: nothing a client sends changes the host checked |
+/// | [`x_forwarded`](Self::x_forwarded) | `X-Forwarded-Proto/Host/Port/Prefix` written by your proxies | behind proxies you run that set them (nginx, most load balancers, ngrok) |
+/// | [`forwarded`](Self::forwarded) | RFC 7239 `Forwarded` written by your proxies | behind proxies that set `Forwarded` |
+/// | [`host_header`](Self::host_header) | the client's `Host` header | quick starts, and servers reached directly (the default, with `https`) |
+///
+/// ```
+/// use tower_twilio_signature::{TwilioSignatureLayer, UrlSource};
+///
+/// let layer = TwilioSignatureLayer::new("auth token")?
+///     .url_source(UrlSource::base_url("https://hooks.example.com")?);
+/// # let _ = layer;
+/// # Ok::<(), tower_twilio_signature::ConfigError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) enum UrlSource {
+#[non_exhaustive]
+pub struct UrlSource {
+    source: Source,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Source {
     /// A fixed base URL from configuration.
     Fixed(BaseUrl),
     /// `Forwarded` (RFC 7239), the entry `hops` from the right.
-    Forwarded { hops: usize, default_https: bool },
+    Forwarded { hops: usize },
     /// `X-Forwarded-Proto/Host/Port/Prefix`, the entry `hops` from the right.
-    XForwarded { hops: usize, default_https: bool },
+    XForwarded { hops: usize },
     /// The `Host` header (or the URI's authority) with a configured scheme.
     Host { https: bool },
 }
 
+impl UrlSource {
+    /// Scheme, host, port and a path prefix from `url`; the request's path and query are
+    /// appended as received.
+    ///
+    /// `https://hooks.example.com/twilio` with a request for `/sms?x=1` gives
+    /// `https://hooks.example.com/twilio/sms?x=1` (a trailing `/` on the base is dropped).
+    /// Give the base only, not a webhook's whole URL: with
+    /// `https://hooks.example.com/sms`, a request for `/sms` is checked against
+    /// `https://hooks.example.com/sms/sms`.
+    ///
+    /// ```
+    /// use tower_twilio_signature::UrlSource;
+    ///
+    /// assert!(UrlSource::base_url("https://hooks.example.com").is_ok());
+    /// assert!(UrlSource::base_url("https://user:pw@hooks.example.com").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidBaseUrl`] for a scheme other than `http`/`https`, user info,
+    /// a query, a fragment, or a malformed host or port.
+    pub fn base_url(url: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            source: Source::Fixed(BaseUrl::parse(url)?),
+        })
+    }
+
+    /// Scheme, host, port and path prefix from `X-Forwarded-Proto`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Port` and `X-Forwarded-Prefix`: in each, the entry `hops` from the right,
+    /// so entries a client put in front of your proxies are never read. A header that is
+    /// absent falls back to `https`, the `Host` header, the host's own port and no prefix.
+    ///
+    /// # Deployment caveat
+    /// Use it only when exactly `hops` proxies you run append to these headers (or the
+    /// nearest one overwrites them). A request that reaches the service without passing them
+    /// can claim any host.
+    ///
+    /// ```
+    /// use tower_twilio_signature::UrlSource;
+    ///
+    /// assert!(UrlSource::x_forwarded(1).is_ok());
+    /// assert!(UrlSource::x_forwarded(0).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroHops`] if `hops` is 0.
+    pub fn x_forwarded(hops: usize) -> Result<Self, ConfigError> {
+        if hops == 0 {
+            return Err(ConfigError::ZeroHops);
+        }
+        Ok(Self {
+            source: Source::XForwarded { hops },
+        })
+    }
+
+    /// Scheme and host from the RFC 7239 `Forwarded` header: its `proto` and `host` in the
+    /// element `hops` from the right. Missing parts fall back to `https` and the `Host`
+    /// header.
+    ///
+    /// # Deployment caveat
+    /// As for [`x_forwarded`](Self::x_forwarded): only when exactly `hops` proxies you run
+    /// append to `Forwarded`.
+    ///
+    /// ```
+    /// use tower_twilio_signature::UrlSource;
+    ///
+    /// assert!(UrlSource::forwarded(2).is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroHops`] if `hops` is 0.
+    pub fn forwarded(hops: usize) -> Result<Self, ConfigError> {
+        if hops == 0 {
+            return Err(ConfigError::ZeroHops);
+        }
+        Ok(Self {
+            source: Source::Forwarded { hops },
+        })
+    }
+
+    /// The host from the `Host` header (or the request URI's authority, as under HTTP/2),
+    /// with the given scheme, `"https"` or `"http"`. The layer's default is
+    /// `host_header("https")`.
+    ///
+    /// # Deployment caveat
+    /// The client chooses the `Host` header. A signature still has to match, so a forger
+    /// gains nothing, but a genuine request signed for another of your hosts is accepted.
+    ///
+    /// ```
+    /// use tower_twilio_signature::UrlSource;
+    ///
+    /// assert!(UrlSource::host_header("http").is_ok());
+    /// assert!(UrlSource::host_header("ftp").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidScheme`] for a scheme other than `http` or `https`.
+    pub fn host_header(scheme: &str) -> Result<Self, ConfigError> {
+        let https = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
+            return Err(ConfigError::InvalidScheme);
+        };
+        Ok(Self {
+            source: Source::Host { https },
+        })
+    }
+}
+
+impl Default for UrlSource {
+    /// The `Host` header with `https`.
+    fn default() -> Self {
+        Self {
+            source: Source::Host { https: true },
+        }
+    }
+}
+
 impl fmt::Debug for UrlSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Fixed(b) => write!(f, "Fixed({b})"),
-            Self::Forwarded { hops, .. } => write!(f, "Forwarded {{ hops: {hops} }}"),
-            Self::XForwarded { hops, .. } => write!(f, "XForwarded {{ hops: {hops} }}"),
-            Self::Host { https } => {
-                write!(
-                    f,
-                    "Host {{ scheme: {} }}",
-                    if *https { "https" } else { "http" }
-                )
+        match &self.source {
+            Source::Fixed(b) => write!(f, "BaseUrl({b})"),
+            Source::Forwarded { hops } => write!(f, "Forwarded {{ hops: {hops} }}"),
+            Source::XForwarded { hops } => write!(f, "XForwarded {{ hops: {hops} }}"),
+            Source::Host { https } => {
+                let scheme = if *https { "https" } else { "http" };
+                write!(f, "HostHeader {{ scheme: {scheme} }}")
             }
         }
     }
@@ -228,20 +373,6 @@ impl Candidates {
             .map(|c| (&self.buf[c.span.range()], c))
     }
 
-    /// Takes the URL of candidate `index` out of the buffer, without copying it when it
-    /// is the first; the candidates are left empty.
-    pub(crate) fn take_url(&mut self, index: usize) -> String {
-        let Some(range) = self.items[..self.len].get(index).map(|c| c.span.range()) else {
-            return String::new();
-        };
-        self.len = 0;
-        self.query = None;
-        let mut url = std::mem::take(&mut self.buf);
-        url.truncate(range.end);
-        url.drain(..range.start);
-        url
-    }
-
     /// The query whose pairs WebSocket candidates append as parameters.
     pub(crate) fn query_params(&self) -> Option<&str> {
         self.query.map(|span| &self.buf[span.range()])
@@ -293,20 +424,14 @@ impl Candidates {
     /// (no port received) or the port removed (a port received).
     /// For a WebSocket handshake: the URL without its query (its pairs appended as
     /// parameters), then with the query kept, each also with a trailing `/`, each port form.
-    pub(crate) fn build(parts: &UrlParts<'_>, extra_forms: bool) -> Self {
+    pub(crate) fn build(parts: &UrlParts<'_>) -> Self {
         let mut c = Self {
             buf: String::with_capacity(4 * (parts.len() + 8)),
             items: [Candidate::default(); MAX_CANDIDATES],
             len: 0,
             query: None,
         };
-        let ports = [
-            parts.port.map_or(PortChoice::None, PortChoice::Some),
-            match parts.port {
-                Some(_) => PortChoice::None,
-                None => PortChoice::Some(if parts.https { "443" } else { "80" }),
-            },
-        ];
+        let ports = port_choices(parts);
         if parts.websocket {
             let slash_ok = !parts.path.ends_with('/');
             for query_kept in [false, true] {
@@ -337,33 +462,61 @@ impl Candidates {
                     c.push(&bare, port, false, true);
                 }
             }
-            if extra_forms {
-                c.push_extra_forms(parts, &ports);
-            }
         }
         c
     }
 
-    /// The forms twilio-node 6 also tries: the WHATWG-serialized URL, and the query
-    /// re-encoded the way Node's legacy `querystring` module does.
-    fn push_extra_forms(&mut self, parts: &UrlParts<'_>, ports: &[PortChoice<'_>; 2]) {
-        let host = parts.host.to_ascii_lowercase();
-        let path = whatwg_encode(&format!("{}{}", parts.prefix, parts.path), false);
+    /// The forms twilio-node 6 also tries, for a plain request: the WHATWG-serialized URL,
+    /// and its query re-encoded the way Node's legacy `querystring` module does, each with
+    /// both port forms, less those already among these candidates (`None` if that leaves
+    /// none). Built from the first candidate, only once the others have failed.
+    pub(crate) fn extra_forms(&self) -> Option<Self> {
+        let (first, candidate) = self.iter().next()?;
+        if candidate.query_params || first.starts_with("ws") {
+            return None;
+        }
+        let parts = parse_full_url(first).ok()?;
+        let path = whatwg_encode(parts.path, false);
         let query = parts.query.map(|q| whatwg_encode(q, true));
-        let legacy = parts.query.map(legacy_querystring);
+        let legacy = parts.query.and_then(legacy_querystring);
+        let host = parts.host.to_ascii_lowercase();
+        let ports = port_choices(&parts);
+        let mut extra = Self::default();
         for q in [query.as_deref(), legacy.as_deref()] {
-            let normalized = UrlParts {
+            let form = UrlParts {
                 host: &host,
-                prefix: "",
                 path: &path,
                 query: q,
-                ..*parts
+                ..parts
             };
             for port in ports {
-                self.push(&normalized, *port, false, true);
+                extra.push(&form, port, false, true);
             }
         }
+        // Forms that came out the same as one already tried are not tried again.
+        let mut kept = 0;
+        for i in 0..extra.len {
+            let url = &extra.buf[extra.items[i].span.range()];
+            if !self.iter().any(|(tried, _)| tried == url) {
+                extra.items[kept] = extra.items[i];
+                kept += 1;
+            }
+        }
+        extra.len = kept;
+        (kept > 0).then_some(extra)
     }
+}
+
+/// The port forms of a URL: as received, then with the default port added (none received)
+/// or the port removed (one received).
+fn port_choices<'a>(parts: &UrlParts<'a>) -> [PortChoice<'a>; 2] {
+    [
+        parts.port.map_or(PortChoice::None, PortChoice::Some),
+        match parts.port {
+            Some(_) => PortChoice::None,
+            None => PortChoice::Some(if parts.https { "443" } else { "80" }),
+        },
+    ]
 }
 
 #[derive(Clone, Copy)]
@@ -383,26 +536,37 @@ impl UrlParts<'_> {
 }
 
 /// Percent-encodes the bytes the WHATWG URL serializer escapes in a path or a special query.
-fn whatwg_encode(s: &str, query: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        let escape = b <= 0x20
+fn whatwg_encode(s: &str, query: bool) -> Cow<'_, str> {
+    let escape = |b: u8| {
+        b <= 0x20
             || b >= 0x7f
             || matches!(b, b'"' | b'#' | b'<' | b'>')
             || (query && b == b'\'')
-            || (!query && matches!(b, b'?' | b'`' | b'{' | b'}'));
-        if escape {
+            || (!query && matches!(b, b'?' | b'`' | b'{' | b'}'))
+    };
+    if !s.bytes().any(escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for b in s.bytes() {
+        if escape(b) {
             out.push_str(&format!("%{b:02X}"));
         } else {
-            out.push(b as char);
+            // Only ASCII is left unescaped.
+            out.push(char::from(b));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
-/// Node's `querystring.stringify(querystring.parse(q))`: pairs decoded, grouped by key
-/// in order of first appearance, re-encoded with `encodeURIComponent`'s set.
-fn legacy_querystring(q: &str) -> String {
+/// Node's `querystring.stringify(querystring.parse(q))`: pairs decoded, grouped by key in
+/// order of first appearance, re-encoded with `encodeURIComponent`'s set. `None` for a query
+/// of more than [`LEGACY_MAX_PAIRS`] pairs: the form is for webhook URLs configured with a
+/// few query parameters, and a client must not be able to make it costly.
+/// The most query pairs re-encoded the legacy way.
+const LEGACY_MAX_PAIRS: usize = 100;
+
+fn legacy_querystring(q: &str) -> Option<String> {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -413,25 +577,29 @@ fn legacy_querystring(q: &str) -> String {
         .remove(b'\'')
         .remove(b'(')
         .remove(b')');
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // Each pair with the rank of its key's first appearance; a stable sort by rank then
+    // groups the keys and keeps each key's values in order.
+    let mut ranks: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    let mut pairs = Vec::new();
     for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-        match groups.iter_mut().find(|(gk, _)| *gk == k) {
-            Some((_, vs)) => vs.push(v.into_owned()),
-            None => groups.push((k.into_owned(), vec![v.into_owned()])),
+        if pairs.len() == LEGACY_MAX_PAIRS {
+            return None;
         }
+        let next = ranks.len();
+        let rank = *ranks.entry(k.clone()).or_insert(next);
+        pairs.push((rank, k, v));
     }
+    pairs.sort_by_key(|&(rank, _, _)| rank);
     let mut out = String::with_capacity(q.len());
-    for (k, vs) in &groups {
-        for v in vs {
-            if !out.is_empty() {
-                out.push('&');
-            }
-            out.extend(percent_encoding::utf8_percent_encode(k, KEEP));
-            out.push('=');
-            out.extend(percent_encoding::utf8_percent_encode(v, KEEP));
+    for (_, k, v) in &pairs {
+        if !out.is_empty() {
+            out.push('&');
         }
+        out.extend(percent_encoding::utf8_percent_encode(k, KEEP));
+        out.push('=');
+        out.extend(percent_encoding::utf8_percent_encode(v, KEEP));
     }
-    out
+    Some(out)
 }
 
 /// Splits a full URL string into parts, for the framework-free verifier.
@@ -498,27 +666,24 @@ pub(crate) fn parts_from_request<'a, B>(
             None => single_header(headers, &HOST).ok_or(err),
         }
     };
-    let (https, host, port, prefix) = match source {
-        UrlSource::Fixed(base) => (
+    let (https, host, port, prefix) = match &source.source {
+        Source::Fixed(base) => (
             base.https,
             base.host.as_str(),
             base.port.as_deref(),
             base.prefix.as_str(),
         ),
-        UrlSource::Host { https } => {
+        Source::Host { https } => {
             let (host, port) = split_authority(request_authority()?).ok_or(err)?;
             (*https, host, port, "")
         }
-        UrlSource::Forwarded {
-            hops,
-            default_https,
-        } => {
+        Source::Forwarded { hops } => {
             let element = pick_hop(headers, &FORWARDED, *hops)?;
             let (proto, host) = match element {
                 Some(e) => parse_forwarded_element(e)?,
                 None => (None, None),
             };
-            let https = proto_is_https(proto, *default_https)?;
+            let https = proto_is_https(proto)?;
             let authority = match host {
                 Some(h) => h,
                 None => request_authority()?,
@@ -526,21 +691,15 @@ pub(crate) fn parts_from_request<'a, B>(
             let (host, port) = split_authority(authority).ok_or(err)?;
             (https, host, port, "")
         }
-        UrlSource::XForwarded {
-            hops,
-            default_https,
-        } => {
-            let https = proto_is_https(
-                pick_hop(headers, &X_FORWARDED_PROTO, *hops)?,
-                *default_https,
-            )?;
+        Source::XForwarded { hops } => {
+            let https = proto_is_https(pick_hop(headers, &X_FORWARDED_PROTO, *hops)?)?;
             let authority = match pick_hop(headers, &X_FORWARDED_HOST, *hops)? {
                 Some(h) => h,
                 None => request_authority()?,
             };
             let (host, mut port) = split_authority(authority).ok_or(err)?;
             if let Some(p) = pick_hop(headers, &X_FORWARDED_PORT, *hops)? {
-                if p.is_empty() || p.len() > 5 || p.parse::<u16>().is_err() {
+                if !valid_port(p) {
                     return Err(err);
                 }
                 port = Some(p);
@@ -670,9 +829,10 @@ fn parse_forwarded_element(
     Ok((proto, host))
 }
 
-fn proto_is_https(proto: Option<&str>, default_https: bool) -> Result<bool, SignatureErrorKind> {
+/// Whether a forwarded `proto` is `https` (or `wss`); absent, it is.
+fn proto_is_https(proto: Option<&str>) -> Result<bool, SignatureErrorKind> {
     match proto {
-        None => Ok(default_https),
+        None => Ok(true),
         Some(p) if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("wss") => Ok(true),
         Some(p) if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("ws") => Ok(false),
         Some(_) => Err(SignatureErrorKind::NoUrl),
@@ -717,7 +877,7 @@ mod tests {
             ),
         ];
         for (url, want) in cases {
-            assert_eq!(urls(&Candidates::build(&parts(url), false)), want, "{url}");
+            assert_eq!(urls(&Candidates::build(&parts(url))), want, "{url}");
         }
     }
 
@@ -730,7 +890,7 @@ mod tests {
             ..parts("https://h.test/")
         };
         assert_eq!(
-            urls(&Candidates::build(&p, false)),
+            urls(&Candidates::build(&p)),
             [
                 "https://h.test/twilio/?a=1",
                 "https://h.test:443/twilio/?a=1",
@@ -743,27 +903,14 @@ mod tests {
             path: "/sms",
             ..parts("https://h.test/")
         };
-        assert_eq!(Candidates::build(&p, false).iter().count(), 2);
-    }
-
-    #[test]
-    fn a_candidate_url_is_taken_whole() {
-        for (index, want) in ["https://a.com:8443/x?q=1", "https://a.com/x?q=1"]
-            .into_iter()
-            .enumerate()
-        {
-            let mut c = Candidates::build(&parts("https://a.com:8443/x?q=1"), false);
-            assert_eq!(c.take_url(index), want);
-        }
-        let mut c = Candidates::build(&parts("https://a.com/x"), false);
-        assert_eq!(c.take_url(2), "");
+        assert_eq!(Candidates::build(&p).iter().count(), 2);
     }
 
     #[test]
     fn websocket_candidates() {
         let mut p = parts("https://a.com/media?x=1");
         p.websocket = true;
-        let c = Candidates::build(&p, false);
+        let c = Candidates::build(&p);
         assert_eq!(
             urls(&c),
             [
@@ -784,17 +931,19 @@ mod tests {
         let mut p = parts("http://a.com/media/");
         p.websocket = true;
         assert_eq!(
-            urls(&Candidates::build(&p, false)),
+            urls(&Candidates::build(&p)),
             ["ws://a.com/media/", "ws://a.com:80/media/"]
         );
     }
 
     #[test]
-    fn extra_forms_are_opt_in() {
+    fn extra_forms_come_from_the_first_candidate() {
         let p = parts("https://A.com/p{x}?name=O'Brien&q=a b+c");
-        assert_eq!(Candidates::build(&p, false).iter().count(), 2);
-        let all = Candidates::build(&p, true);
+        let main = Candidates::build(&p);
+        assert_eq!(main.iter().count(), 2);
+        let all = main.extra_forms().unwrap();
         let got = urls(&all);
+        assert_eq!(got.len(), 4, "{got:?}");
         assert!(
             got.contains(&"https://a.com/p%7Bx%7D?name=O%27Brien&q=a%20b+c"),
             "{got:?}"
@@ -803,6 +952,33 @@ mod tests {
             got.contains(&"https://a.com/p%7Bx%7D?name=O'Brien&q=a%20b%20c"),
             "{got:?}"
         );
+        let mut ws = parts("https://a.com/media?x=1");
+        ws.websocket = true;
+        assert!(Candidates::build(&ws).extra_forms().is_none());
+        // Forms equal to the ordinary ones are not tried again.
+        assert!(Candidates::build(&parts("https://a.com/p?a=1&b=2"))
+            .extra_forms()
+            .is_none());
+        let regrouped = Candidates::build(&parts("https://a.com/p?a=1&b=2&a=3"));
+        assert_eq!(
+            urls(&regrouped.extra_forms().unwrap()),
+            [
+                "https://a.com/p?a=1&a=3&b=2",
+                "https://a.com:443/p?a=1&a=3&b=2"
+            ]
+        );
+    }
+
+    #[test]
+    fn legacy_querystring_groups_keys_in_order_of_first_appearance() {
+        assert_eq!(
+            legacy_querystring("b=2&a=1&b=3&c&a=x%20y").as_deref(),
+            Some("b=2&b=3&a=1&a=x%20y&c=")
+        );
+        let many: String = (0..LEGACY_MAX_PAIRS).map(|i| format!("k{i}=&")).collect();
+        assert!(legacy_querystring(&many).is_some());
+        let over = format!("{many}extra=1");
+        assert_eq!(legacy_querystring(&over), None);
     }
 
     #[test]
@@ -867,19 +1043,13 @@ mod tests {
     fn public(source: &UrlSource, headers: &[(&str, &str)]) -> Result<String, SignatureErrorKind> {
         let req = request(headers);
         let p = parts_from_request(source, &req, "/sms?x=1")?;
-        Ok(urls(&Candidates::build(&p, false))[0].to_owned())
+        Ok(urls(&Candidates::build(&p))[0].to_owned())
     }
 
     #[test]
     fn x_forwarded_takes_the_trusted_hop() {
-        let one = UrlSource::XForwarded {
-            hops: 1,
-            default_https: true,
-        };
-        let two = UrlSource::XForwarded {
-            hops: 2,
-            default_https: true,
-        };
+        let one = UrlSource::x_forwarded(1).unwrap();
+        let two = UrlSource::x_forwarded(2).unwrap();
         let cases: Vec<(
             &UrlSource,
             Vec<(&str, &str)>,
@@ -964,10 +1134,7 @@ mod tests {
 
     #[test]
     fn rfc7239_forwarded_takes_the_trusted_element() {
-        let one = UrlSource::Forwarded {
-            hops: 1,
-            default_https: true,
-        };
+        let one = UrlSource::forwarded(1).unwrap();
         let cases: Vec<(Vec<(&str, &str)>, Result<&str, SignatureErrorKind>)> = vec![
             (
                 vec![
@@ -1018,7 +1185,7 @@ mod tests {
 
     #[test]
     fn host_mode() {
-        let https = UrlSource::Host { https: true };
+        let https = UrlSource::default();
         assert_eq!(
             public(&https, &[("host", "h.test")]).unwrap(),
             "https://h.test/sms?x=1"

@@ -11,20 +11,18 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::Deserialize;
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_twilio_signature::{sign, TwilioSignatureLayer, VerifiedBody, Verifier};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
 
 /// Most allocations one `Verifier::verify_form` of the fixture may make: the caller's
-/// pairs collected, the pairs, and the candidate URLs (whose buffer becomes the verified
-/// URL).
-const VERIFY_MAX: usize = 3;
+/// pairs collected, the sorted pairs, the signed parameter string, the candidate URLs, the
+/// candidates paired with their parameter strings, and the verified URL.
+const VERIFY_MAX: usize = 6;
 /// Most allocations one request through the layer may make, from the call to the
-/// response (the inner service allocates nothing itself): the candidate URLs, the pairs,
-/// and the request extensions that carry the result (map, table, entry).
-const LAYER_MAX: usize = 5;
-/// What a form too large for the stack buffers (over 64 pairs, or over 2 KiB) adds, once
-/// each whatever its size: a sorted copy of the pairs, the signed parameter string, and
-/// the decoded text.
-const LARGE_EXTRA: usize = 3;
+/// response (the inner service allocates nothing itself): the candidate URLs, the decoded
+/// text, the pairs, the sorted pairs, the signed parameter string, the candidates paired
+/// with their parameter strings, the verified URL, and the request extensions that carry
+/// the result (map, table, entry).
+const LAYER_MAX: usize = 10;
 
 /// Counts the allocations of the current thread (allocations, reallocations and zeroed
 /// allocations; frees are not counted).
@@ -91,6 +89,13 @@ fn fixture() -> Fixture {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The fixture's first `n` parameters, re-signed.
+fn first_params(f: &Fixture, n: usize) -> (Vec<(String, String)>, String) {
+    let form = f.form[..n].to_vec();
+    let signature = sign(&f.token, &f.url, &form);
+    (form, signature)
+}
+
 /// The fixture with `extra` more parameters, re-signed.
 fn with_extra_params(f: &Fixture, extra: usize) -> (Vec<(String, String)>, String) {
     let mut form = f.form.clone();
@@ -122,16 +127,25 @@ fn verify_form_allocates_a_constant() {
     let verifier = Verifier::new(&f.token).unwrap();
     verify_allocations(&verifier, &f.url, &f.form, &f.signature); // warm-up
     let fixture_count = verify_allocations(&verifier, &f.url, &f.form, &f.signature);
+    let (form, sig) = first_params(&f, 10);
+    let fewer_count = verify_allocations(&verifier, &f.url, &form, &sig);
+    let (form, sig) = with_extra_params(&f, 12);
+    let more_count = verify_allocations(&verifier, &f.url, &form, &sig);
     let (form, sig) = with_extra_params(&f, 200);
     let larger_count = verify_allocations(&verifier, &f.url, &form, &sig);
     let (form, sig) = with_extra_params(&f, 2000);
     let largest_count = verify_allocations(&verifier, &f.url, &form, &sig);
     println!(
-        "verify_form: {fixture_count} allocations (20 parameters), {larger_count} (220), \
-         {largest_count} (2020)"
+        "verify_form: {fewer_count} allocations (10 parameters), {fixture_count} (20), \
+         {more_count} (32), {larger_count} (220), {largest_count} (2020)"
     );
     assert!(fixture_count <= VERIFY_MAX, "{fixture_count} allocations");
-    assert!(larger_count <= VERIFY_MAX + LARGE_EXTRA, "{larger_count}");
+    assert_eq!(
+        [fewer_count, more_count],
+        [fixture_count; 2],
+        "allocations grow with parameters (10 and 32 against 20)"
+    );
+    assert_eq!(larger_count, fixture_count, "220 parameters against 20");
     assert_eq!(
         larger_count, largest_count,
         "allocations grow with parameters"
@@ -147,8 +161,7 @@ fn layer_allocations(f: &Fixture, form: &[(String, String)], sig: &str) -> usize
     );
     let mut service = TwilioSignatureLayer::new(&f.token)
         .unwrap()
-        .public_base_url(base)
-        .unwrap()
+        .url_source(UrlSource::base_url(base).unwrap())
         .layer(service_fn(|_req: Request<VerifiedBody>| async {
             Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
         }));
@@ -184,16 +197,25 @@ fn layer_allocations(f: &Fixture, form: &[(String, String)], sig: &str) -> usize
 fn layer_allocates_a_constant() {
     let f = fixture();
     let fixture_count = layer_allocations(&f, &f.form, &f.signature);
+    let (form, sig) = first_params(&f, 10);
+    let fewer_count = layer_allocations(&f, &form, &sig);
+    let (form, sig) = with_extra_params(&f, 12);
+    let more_count = layer_allocations(&f, &form, &sig);
     let (form, sig) = with_extra_params(&f, 200);
     let larger_count = layer_allocations(&f, &form, &sig);
     let (form, sig) = with_extra_params(&f, 2000);
     let largest_count = layer_allocations(&f, &form, &sig);
     println!(
-        "layer: {fixture_count} allocations (20 parameters), {larger_count} (220), \
-         {largest_count} (2020)"
+        "layer: {fewer_count} allocations (10 parameters), {fixture_count} (20), \
+         {more_count} (32), {larger_count} (220), {largest_count} (2020)"
     );
     assert!(fixture_count <= LAYER_MAX, "{fixture_count} allocations");
-    assert!(larger_count <= LAYER_MAX + LARGE_EXTRA, "{larger_count}");
+    assert_eq!(
+        [fewer_count, more_count],
+        [fixture_count; 2],
+        "allocations grow with parameters (10 and 32 against 20)"
+    );
+    assert_eq!(larger_count, fixture_count, "220 parameters against 20");
     assert_eq!(
         larger_count, largest_count,
         "allocations grow with parameters"

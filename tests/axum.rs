@@ -22,8 +22,9 @@ use tower::util::BoxCloneService;
 use tower::{service_fn, Layer, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_twilio_signature::{
-    url_with_body_sha256, Algorithm, DefaultRejection, MatchedKey, ResponseFuture, SignatureError,
-    SignatureErrorKind, TwilioSignature, TwilioSignatureLayer, VerifiedBody, VerifiedWebhook,
+    sign_body, sign_url, Algorithm, DefaultRejection, MatchedKey, ResponseFuture, SignatureError,
+    SignatureErrorKind, TwilioSignature, TwilioSignatureLayer, UrlSource, VerifiedBody,
+    VerifiedWebhook, Verifier,
 };
 
 use common::{
@@ -34,10 +35,11 @@ use common::{
 const BASE: &str = "https://hooks.example.com";
 
 fn layer() -> TwilioSignatureLayer {
-    TwilioSignatureLayer::new(TOKEN)
-        .unwrap()
-        .public_base_url(BASE)
-        .unwrap()
+    layer_with(Verifier::new(TOKEN).unwrap())
+}
+
+fn layer_with(verifier: Verifier) -> TwilioSignatureLayer {
+    TwilioSignatureLayer::from_verifier(verifier).url_source(UrlSource::base_url(BASE).unwrap())
 }
 
 fn url(path: &str) -> String {
@@ -379,7 +381,7 @@ async fn nest_with_absolute_form_targets() {
 fn empty_request(method: &str, path: &str, signed: bool) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(path);
     if signed {
-        builder = builder.header(&SIGNATURE, sig(&url(path), &[]));
+        builder = builder.header(&SIGNATURE, sign_url(TOKEN, &url(path)));
     }
     builder.body(Body::empty()).unwrap()
 }
@@ -605,7 +607,7 @@ async fn get_webhook_with_form_from_the_query() {
     assert_eq!(out.text(), "CA123|in-progress");
 
     let req = Request::get("/status?CallSid=CA999&CallStatus=in-progress")
-        .header(&SIGNATURE, sig(&url(path), &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, &url(path)))
         .body(Body::empty())
         .unwrap();
     let out = call(app, req).await;
@@ -654,10 +656,10 @@ async fn json_extractor_with_body_sha256() {
     let body =
         r#"{"CallSid":"CA123","Events":[{"type":"ringing"},{"type":"answered"}],"Note":"é"}"#;
     let request = |path: &str, body: &'static str, signed_body: &str| {
-        let signed = url_with_body_sha256(&url(path), signed_body.as_bytes());
+        let (signed, signature) = sign_body(TOKEN, &url(path), signed_body.as_bytes());
         Request::post(signed.strip_prefix(BASE).unwrap())
             .header(CONTENT_TYPE, "application/json")
-            .header(&SIGNATURE, sig(&signed, &[]))
+            .header(&SIGNATURE, signature)
             .body(Body::from(body))
             .unwrap()
     };
@@ -682,7 +684,7 @@ async fn json_extractor_with_body_sha256() {
 
     let unsigned = Request::post("/events")
         .header(CONTENT_TYPE, "application/json")
-        .header(&SIGNATURE, sig(&url("/events"), &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, &url("/events")))
         .body(Body::from(body))
         .unwrap();
     let out = call(app, unsigned).await;
@@ -712,7 +714,12 @@ async fn verified_webhook_details_reach_the_handler() {
                 },
             ),
         )
-        .layer(layer().with_auth_token("rotated-token").unwrap());
+        .layer(layer_with(
+            Verifier::new(TOKEN)
+                .unwrap()
+                .with_auth_token("rotated-token")
+                .unwrap(),
+        ));
     let mut req = form_post("/sms?x=1", &url("/sms?x=1"), SMS);
     req.headers_mut()
         .insert(&IDEMPOTENCY, "b1c2d3-retry".parse().unwrap());
@@ -1094,8 +1101,7 @@ async fn websocket_handshake_over_http_base() {
         .layer(
             TwilioSignatureLayer::new(TOKEN)
                 .unwrap()
-                .public_base_url("http://localhost:3000/voice")
-                .unwrap(),
+                .url_source(UrlSource::base_url("http://localhost:3000/voice").unwrap()),
         );
     let signed = "ws://localhost:3000/voice/ws";
     let out = call(
@@ -1125,9 +1131,9 @@ async fn websocket_handshake_over_http_base() {
 async fn custom_rejection() {
     let calls = Calls::default();
     let custom = layer()
-        .with_basic_auth("twilio", "pw")
+        .basic_auth("twilio", "pw")
         .unwrap()
-        .with_rejection(|err: &SignatureError| {
+        .rejection(|err: &SignatureError| {
             let status = match err.kind() {
                 SignatureErrorKind::Mismatch => StatusCode::IM_A_TEAPOT,
                 _ => err.status(),
@@ -1174,16 +1180,16 @@ async fn custom_rejection() {
 
 #[test]
 fn debug_reveals_no_secret() {
-    let layer = TwilioSignatureLayer::new(TOKEN)
+    let verifier = Verifier::new(TOKEN)
         .unwrap()
         .with_auth_token("second-secret-token")
         .unwrap()
         .with_shared_key("KS77", "shared-secret-value")
-        .unwrap()
-        .with_basic_auth("twilio", "basic-password")
-        .unwrap()
-        .public_base_url(BASE)
         .unwrap();
+    let layer = TwilioSignatureLayer::from_verifier(verifier)
+        .basic_auth("twilio", "basic-password")
+        .unwrap()
+        .url_source(UrlSource::base_url(BASE).unwrap());
     let debug = format!("{layer:?}");
     for secret in [
         TOKEN,
@@ -1208,14 +1214,13 @@ fn debug_reveals_no_secret() {
 fn debug_output() {
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com/prefix")
-        .unwrap();
+        .url_source(UrlSource::base_url("https://hooks.example.com/prefix").unwrap());
     assert_eq!(
         format!("{layer:?}"),
-        "TwilioSignatureLayer { config: Config { keys: Keys { auth_tokens: 1 [redacted], \
-         shared_keys: [] }, url_source: Fixed(https://hooks.example.com/prefix), \
-         body_limit: 1048576, extra_url_forms: false, basic_auth: None }, \
-         rejection: \"tower_twilio_signature::error::DefaultRejection\" }"
+        "TwilioSignatureLayer { config: Config { verifier: Verifier { keys: Keys { \
+         auth_tokens: 1 [redacted], shared_keys: [] }, extra_url_forms: false }, \
+         url_source: BaseUrl(https://hooks.example.com/prefix), body_limit: 1048576, \
+         basic_auth: None }, rejection: \"tower_twilio_signature::error::DefaultRejection\" }"
     );
 }
 

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{
-    sign, sign_with, url_with_body_sha256, Algorithm, SignatureError, SignatureErrorKind as K,
-    TwilioSignatureLayer, VerifiedBody,
+    sign, sign_body, sign_url, sign_with, Algorithm, SignatureError, SignatureErrorKind as K,
+    TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier,
 };
 
 const TOKEN: &str = "hostile-token";
@@ -29,22 +29,22 @@ enum Mode {
 }
 
 fn layer(mode: Mode) -> TwilioSignatureLayer {
-    let base = TwilioSignatureLayer::new(TOKEN).unwrap().body_limit(LIMIT);
+    let verifier = Verifier::new(TOKEN).unwrap();
+    let verifier = match mode {
+        Mode::Shared => verifier.with_shared_key("KS1", "shared-secret").unwrap(),
+        _ => verifier,
+    };
+    let base = TwilioSignatureLayer::from_verifier(verifier).body_limit(LIMIT);
     match mode {
-        Mode::Fixed => base.public_base_url(BASE).unwrap(),
-        Mode::Host => base.use_host_header("https").unwrap(),
-        Mode::XForwarded => base.trust_x_forwarded(1).unwrap(),
-        Mode::Forwarded => base.trust_forwarded(1).unwrap(),
+        Mode::Fixed => base.url_source(UrlSource::base_url(BASE).unwrap()),
+        Mode::Host => base.url_source(UrlSource::host_header("https").unwrap()),
+        Mode::XForwarded => base.url_source(UrlSource::x_forwarded(1).unwrap()),
+        Mode::Forwarded => base.url_source(UrlSource::forwarded(1).unwrap()),
         Mode::Basic => base
-            .public_base_url(BASE)
-            .unwrap()
-            .with_basic_auth("twilio", "s3cret")
+            .url_source(UrlSource::base_url(BASE).unwrap())
+            .basic_auth("twilio", "s3cret")
             .unwrap(),
-        Mode::Shared => base
-            .with_shared_key("KS1", "shared-secret")
-            .unwrap()
-            .public_base_url(BASE)
-            .unwrap(),
+        Mode::Shared => base.url_source(UrlSource::base_url(BASE).unwrap()),
     }
 }
 
@@ -106,9 +106,8 @@ fn cases() -> Vec<Case> {
         r
     };
     let json = br#"{"EventType":"onMessageAdded"}"#;
-    let json_url = url_with_body_sha256(&format!("{BASE}/events"), json);
+    let (json_url, json_sig) = sign_body(TOKEN, &format!("{BASE}/events"), json);
     let json_target = json_url.strip_prefix(BASE).unwrap().to_owned();
-    let json_sig = sign(TOKEN, &json_url, [] as [(&str, &str); 0]);
     let many_params = "a&".repeat(10_001);
     let evil_url = "https://evil.example/sms";
     let evil_sig = form_sig(evil_url, &[("Body", "hi")]);
@@ -123,11 +122,7 @@ fn cases() -> Vec<Case> {
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
             .header("x-twilio-signature", sig)
     };
-    let ws_sig = sign(
-        TOKEN,
-        "wss://hooks.example.com/media",
-        [] as [(&str, &str); 0],
-    );
+    let ws_sig = sign_url(TOKEN, "wss://hooks.example.com/media");
     let basic = |auth: Option<&str>| {
         let mut b = form_post("/sms").header("x-twilio-signature", &good);
         if let Some(a) = auth {
@@ -282,7 +277,7 @@ fn cases() -> Vec<Case> {
             Mode::Fixed,
             Request::post("/sms")
                 .header("content-type", "application/json")
-                .header("x-twilio-signature", form_sig(&url, &[]))
+                .header("x-twilio-signature", sign_url(TOKEN, &url))
                 .body(Body::from(&json[..]))
                 .unwrap(),
             K::UnsignedBody,
@@ -291,7 +286,7 @@ fn cases() -> Vec<Case> {
             "text body without content type",
             Mode::Fixed,
             Request::post("/sms")
-                .header("x-twilio-signature", form_sig(&url, &[]))
+                .header("x-twilio-signature", sign_url(TOKEN, &url))
                 .body(Body::from("Body=hi"))
                 .unwrap(),
             K::UnsignedBody,
@@ -312,7 +307,7 @@ fn cases() -> Vec<Case> {
             Mode::Fixed,
             Request::post("/sms")
                 .header("content-type", "application/x-www-form-urlencoded-evil")
-                .header("x-twilio-signature", form_sig(&url, &[]))
+                .header("x-twilio-signature", sign_url(TOKEN, &url))
                 .body(Body::from("Body=hi"))
                 .unwrap(),
             K::UnsignedBody,
@@ -322,7 +317,7 @@ fn cases() -> Vec<Case> {
             Mode::Fixed,
             Request::post("/sms")
                 .header("content-type", "multipart/form-data; boundary=x")
-                .header("x-twilio-signature", form_sig(&url, &[]))
+                .header("x-twilio-signature", sign_url(TOKEN, &url))
                 .body(Body::from("--x\r\n\r\nhi\r\n--x--"))
                 .unwrap(),
             K::UnsignedBody,
@@ -330,7 +325,7 @@ fn cases() -> Vec<Case> {
         case(
             "form signed without its parameters",
             Mode::Fixed,
-            post(&form_sig(&url, &[]), "Body=hi"),
+            post(&sign_url(TOKEN, &url), "Body=hi"),
             K::Mismatch,
         ),
         case(
@@ -338,7 +333,7 @@ fn cases() -> Vec<Case> {
             Mode::Fixed,
             Request::post("/sms")
                 .header("content-type", "application/json")
-                .header("x-twilio-signature", form_sig(&url, &[]))
+                .header("x-twilio-signature", sign_url(TOKEN, &url))
                 .body(stream_body(vec![Bytes::from_static(b"{}")], false))
                 .unwrap(),
             K::UnsignedBody,
@@ -492,7 +487,7 @@ fn cases() -> Vec<Case> {
                     "HTTPS://HOOKS.EXAMPLE.COM/EVENTS?BODYSHA256=",
                     "https://hooks.example.com/events?bodySHA256=",
                 );
-                let sig = sign(TOKEN, &upper, [] as [(&str, &str); 0]);
+                let sig = sign_url(TOKEN, &upper);
                 Request::post(upper.strip_prefix(BASE).unwrap())
                     .header("content-type", "application/json")
                     .header("x-twilio-signature", sig)
@@ -506,7 +501,7 @@ fn cases() -> Vec<Case> {
             Mode::Fixed,
             {
                 let u = format!("{BASE}/events?bodySHA256=");
-                let sig = sign(TOKEN, &u, [] as [(&str, &str); 0]);
+                let sig = sign_url(TOKEN, &u);
                 Request::post("/events?bodySHA256=")
                     .header("content-type", "application/json")
                     .header("x-twilio-signature", sig)
@@ -677,6 +672,17 @@ fn cases() -> Vec<Case> {
             K::NoUrl,
         ),
         case(
+            "X-Forwarded-Port with a sign",
+            Mode::XForwarded,
+            form_post("/sms")
+                .header("host", "hooks.example.com")
+                .header("x-forwarded-port", "+443")
+                .header("x-twilio-signature", &good)
+                .body(Body::from("Body=hi"))
+                .unwrap(),
+            K::NoUrl,
+        ),
+        case(
             "asterisk-form target",
             Mode::Fixed,
             Request::options("*")
@@ -716,16 +722,9 @@ fn cases() -> Vec<Case> {
         case(
             "handshake signed as https instead of wss",
             Mode::Host,
-            ws(
-                "GET",
-                &sign(
-                    TOKEN,
-                    "https://hooks.example.com/media",
-                    [] as [(&str, &str); 0],
-                ),
-            )
-            .body(Body::empty())
-            .unwrap(),
+            ws("GET", &sign_url(TOKEN, "https://hooks.example.com/media"))
+                .body(Body::empty())
+                .unwrap(),
             K::Mismatch,
         ),
         // Basic authentication.
@@ -757,6 +756,19 @@ fn cases() -> Vec<Case> {
             "Basic auth with a prefix of the password",
             Mode::Basic,
             basic(Some("Basic dHdpbGlvOnMzY3Jl")),
+            K::Unauthorized,
+        ),
+        case(
+            "Basic auth sent twice",
+            Mode::Basic,
+            {
+                let mut r = basic(Some("Basic dHdpbGlvOnMzY3JldA=="));
+                r.headers_mut().append(
+                    "authorization",
+                    HeaderValue::from_static("Basic dHdpbGlvOnMzY3JldA=="),
+                );
+                r
+            },
             K::Unauthorized,
         ),
     ]
@@ -805,7 +817,7 @@ async fn the_controls_pass() {
     let url = format!("{BASE}/sms");
     let good = form_sig(&url, &[("Body", "hi")]);
     let json = br#"{"EventType":"onMessageAdded"}"#;
-    let json_url = url_with_body_sha256(&format!("{BASE}/events"), json);
+    let (json_url, json_sig) = sign_body(TOKEN, &format!("{BASE}/events"), json);
     let controls: Vec<(Mode, Request<Body>)> = vec![
         (
             Mode::Fixed,
@@ -818,10 +830,7 @@ async fn the_controls_pass() {
             Mode::Fixed,
             Request::post(json_url.strip_prefix(BASE).unwrap())
                 .header("content-type", "application/json")
-                .header(
-                    "x-twilio-signature",
-                    sign(TOKEN, &json_url, [] as [(&str, &str); 0]),
-                )
+                .header("x-twilio-signature", json_sig)
                 .body(Body::from(&json[..]))
                 .unwrap(),
         ),
@@ -886,11 +895,7 @@ async fn the_controls_pass() {
                 .header("connection", "upgrade")
                 .header(
                     "x-twilio-signature",
-                    sign(
-                        TOKEN,
-                        "wss://hooks.example.com/media",
-                        [] as [(&str, &str); 0],
-                    ),
+                    sign_url(TOKEN, "wss://hooks.example.com/media"),
                 )
                 .body(Body::empty())
                 .unwrap(),

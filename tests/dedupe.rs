@@ -21,7 +21,7 @@ use tower_twilio_signature::dedupe::{
     Claim, ClaimId, Dedupe, DedupeBody, DedupeLayer, MemoryStore, ResponseFuture, Store,
     StoreError, StoreFailure, StoreFuture, StoredResponse, Waited,
 };
-use tower_twilio_signature::{TwilioSignatureLayer, VerifiedBody, VerifiedWebhook};
+use tower_twilio_signature::{TwilioSignatureLayer, UrlSource, VerifiedBody, VerifiedWebhook};
 
 use crate::dedupe_support::{app_with, body_of, deliver, delivery, send, Runs, BASE, TOKEN};
 
@@ -227,8 +227,7 @@ async fn a_waiting_delivery_runs_the_handler_when_the_first_fails() {
         .layer(
             TwilioSignatureLayer::new(TOKEN)
                 .unwrap()
-                .public_base_url(BASE)
-                .unwrap(),
+                .url_source(UrlSource::base_url(BASE).unwrap()),
         );
     let first = tokio::spawn({
         let app = app.clone();
@@ -383,8 +382,7 @@ async fn plain_tower_services_work_inside_the_signature_layer() {
         .layer(
             TwilioSignatureLayer::new(TOKEN)
                 .unwrap()
-                .public_base_url(BASE)
-                .unwrap(),
+                .url_source(UrlSource::base_url(BASE).unwrap()),
         )
         .layer(DedupeLayer::new())
         .service(service_fn({

@@ -10,9 +10,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_twilio_signature::dedupe::DedupeLayer;
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource};
 
-use crate::app::{AppConfig, AppState, ConversationUpdate, REQUEST_BODY_TIMEOUT};
+use crate::app::{sample_customers, AppConfig, AppState, ConversationUpdate, REQUEST_BODY_TIMEOUT};
 
 const TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const BASE: &str = "https://frontline.example.com";
@@ -45,12 +45,14 @@ async fn a_routing_callback_delivered_twice_adds_the_worker_once() {
         sms_number: None,
         whatsapp_number: None,
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: sample_customers(),
+        default_worker: None,
+        conversations_api: None,
     };
     let state = AppState::new(&config);
     let signature = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url(BASE)
-        .unwrap();
+        .url_source(UrlSource::base_url(BASE).unwrap());
     let router = app::app_with(signature, DedupeLayer::new(), state.clone(), &config);
 
     let mut bodies = Vec::new();

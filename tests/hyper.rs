@@ -23,7 +23,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{service_fn, Layer};
-use tower_twilio_signature::{MatchedKey, TwilioSignatureLayer, VerifiedBody, VerifiedWebhook};
+use tower_twilio_signature::{
+    MatchedKey, TwilioSignatureLayer, UrlSource, VerifiedBody, VerifiedWebhook,
+};
 
 use common::{
     form_body, sig, Calls, FORGED, FORM, IDEMPOTENCY, SIGNATURE, SMS, TOKEN, VERIFIED_URL,
@@ -111,8 +113,7 @@ async fn axum_serve_with_the_host_header() {
     let app = Router::new().route("/sms", echo_app(&calls)).layer(
         TwilioSignatureLayer::new(TOKEN)
             .unwrap()
-            .use_host_header("http")
-            .unwrap(),
+            .url_source(UrlSource::host_header("http").unwrap()),
     );
     let addr = serve_axum(app).await;
     // The client sends `Host: 127.0.0.1:<port>`.
@@ -166,8 +167,7 @@ async fn axum_serve_nested_router_with_fixed_base() {
     let twilio = Router::new().route("/sms", echo_app(&calls)).layer(
         TwilioSignatureLayer::new(TOKEN)
             .unwrap()
-            .public_base_url("https://hooks.example.com")
-            .unwrap(),
+            .url_source(UrlSource::base_url("https://hooks.example.com").unwrap()),
     );
     let addr = serve_axum(Router::new().nest("/twilio", twilio)).await;
     let body = form_body(SMS);
@@ -198,8 +198,7 @@ async fn axum_serve_body_limits() {
     let app = Router::new().route("/sms", echo_app(&calls)).layer(
         TwilioSignatureLayer::new(TOKEN)
             .unwrap()
-            .public_base_url("https://hooks.example.com")
-            .unwrap()
+            .url_source(UrlSource::base_url("https://hooks.example.com").unwrap())
             .body_limit(64),
     );
     let addr = serve_axum(app).await;
@@ -304,8 +303,7 @@ async fn hyper_server_with_tower_to_hyper_service() {
     let calls = Calls::default();
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com/base")
-        .unwrap()
+        .url_source(UrlSource::base_url("https://hooks.example.com/base").unwrap())
         .body_limit(256);
     let addr = serve_hyper(hyper_echo(&calls, &layer)).await;
     let body = form_body(SMS);
@@ -388,8 +386,7 @@ async fn absolute_form_request_target_over_tcp() {
 
     let fixed = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com")
-        .unwrap();
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap());
     let addr_fixed = serve_hyper(hyper_echo(&calls, &fixed)).await;
     let request_fixed = |signed: &str| {
         request(signed).replace(
@@ -415,8 +412,7 @@ async fn expect_continue_is_not_answered_for_a_refused_body() {
     let calls = Calls::default();
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com")
-        .unwrap()
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap())
         .body_limit(64);
     let addr = serve_hyper(hyper_echo(&calls, &layer)).await;
     // Headers only: if the layer read the body, hyper would send 100 Continue and wait.

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_twilio_signature::{sign, SignatureError, SignatureErrorKind, TwilioSignatureLayer};
+use tower_twilio_signature::{
+    sign, SignatureError, SignatureErrorKind, TwilioSignatureLayer, UrlSource,
+};
 
 const TOKEN: &str = "slow-token";
 
@@ -40,8 +42,7 @@ fn trickle() -> Body {
 fn twilio() -> TwilioSignatureLayer {
     TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com")
-        .unwrap()
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap())
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,8 +14,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_twilio_signature::{
-    sign, sign_with, url_with_body_sha256, Algorithm, MatchedKey, SignatureErrorKind,
-    TwilioSignatureLayer, VerifiedBody, VerifiedWebhook,
+    sign, sign_body, sign_url, sign_with, url_with_body_sha256, Algorithm, MatchedKey,
+    SignatureErrorKind, TwilioSignatureLayer, UrlSource, VerifiedBody, VerifiedWebhook, Verifier,
 };
 
 use common::{
@@ -135,8 +135,7 @@ async fn fixed_base_url_with_prefix() {
     use SignatureErrorKind::*;
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com/prefix")
-        .unwrap();
+        .url_source(UrlSource::base_url("https://hooks.example.com/prefix").unwrap());
     run_url_cases(
         layer,
         &[
@@ -273,8 +272,7 @@ async fn fixed_base_url_variants() {
     use SignatureErrorKind::*;
     let with_port = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("http://localhost:3000")
-        .unwrap();
+        .url_source(UrlSource::base_url("http://localhost:3000").unwrap());
     run_url_cases(
         with_port,
         &[
@@ -312,8 +310,7 @@ async fn fixed_base_url_variants() {
 
     let trailing = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com/prefix/")
-        .unwrap();
+        .url_source(UrlSource::base_url("https://hooks.example.com/prefix/").unwrap());
     run_url_cases(
         trailing,
         &[
@@ -337,8 +334,7 @@ async fn fixed_base_url_variants() {
 
     let default_443 = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .public_base_url("https://hooks.example.com:443")
-        .unwrap();
+        .url_source(UrlSource::base_url("https://hooks.example.com:443").unwrap());
     run_url_cases(
         default_443,
         &[
@@ -493,8 +489,7 @@ async fn host_header_http() {
     use SignatureErrorKind::*;
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .use_host_header("http")
-        .unwrap();
+        .url_source(UrlSource::host_header("http").unwrap());
     run_url_cases(
         layer,
         &[
@@ -550,8 +545,7 @@ async fn x_forwarded_one_hop() {
     use SignatureErrorKind::*;
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .trust_x_forwarded(1)
-        .unwrap();
+        .url_source(UrlSource::x_forwarded(1).unwrap());
     run_url_cases(
         layer,
         &[
@@ -663,6 +657,17 @@ async fn x_forwarded_one_hop() {
                 expect: None,
             },
             UrlCase {
+                name: "forwarded port with a sign",
+                uri: "/sms",
+                headers: &[
+                    ("host", "backend.internal"),
+                    ("x-forwarded-host", "public.example"),
+                    ("x-forwarded-port", "+443"),
+                ],
+                signed: "https://public.example/sms",
+                expect: Some(NoUrl),
+            },
+            UrlCase {
                 name: "forwarded host with its port",
                 uri: "/sms",
                 headers: &[
@@ -738,8 +743,7 @@ async fn x_forwarded_two_hops() {
     use SignatureErrorKind::*;
     let layer = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .trust_x_forwarded(2)
-        .unwrap();
+        .url_source(UrlSource::x_forwarded(2).unwrap());
     let spoofed: &[(&str, &str)] = &[
         ("host", "backend.internal"),
         (
@@ -802,8 +806,7 @@ async fn rfc7239_forwarded() {
     use SignatureErrorKind::*;
     let one = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .trust_forwarded(1)
-        .unwrap();
+        .url_source(UrlSource::forwarded(1).unwrap());
     run_url_cases(
         one,
         &[
@@ -924,8 +927,7 @@ async fn rfc7239_forwarded() {
 
     let two = TwilioSignatureLayer::new(TOKEN)
         .unwrap()
-        .trust_forwarded(2)
-        .unwrap();
+        .url_source(UrlSource::forwarded(2).unwrap());
     let headers: &[(&str, &str)] = &[
         ("host", "backend.internal"),
         (
@@ -958,23 +960,22 @@ async fn rfc7239_forwarded() {
 #[tokio::test]
 async fn extra_url_forms_are_opt_in() {
     // twilio-node re-serializes the URL; `'` in a query becomes %27.
-    let req = || {
-        let params = [("Body", "hi")];
+    let params = [("Body", "hi")];
+    let signed_for = |signed: &str| {
         Request::post("/sms?name='quoted'")
             .header(HOST, PUBLIC_HOST)
             .header(CONTENT_TYPE, FORM)
-            .header(
-                &SIGNATURE,
-                sig("https://hooks.example.com/sms?name=%27quoted%27", &params),
-            )
+            .header(&SIGNATURE, sig(signed, &params))
             .body(Body::from(form_body(&params)))
             .unwrap()
     };
+    let req = || signed_for("https://hooks.example.com/sms?name=%27quoted%27");
     let strict = TwilioSignatureLayer::new(TOKEN).unwrap();
     let (out, calls) = run(&strict, req()).await;
     assert_refused("extra forms off", &out, calls, SignatureErrorKind::Mismatch);
 
-    let lenient = strict.with_extra_url_forms(true);
+    let lenient =
+        TwilioSignatureLayer::from_verifier(Verifier::new(TOKEN).unwrap().extra_url_forms(true));
     let (out, calls) = run(&lenient, req()).await;
     assert_eq!(out.status, StatusCode::OK, "extra forms on: {:?}", out.kind);
     assert_eq!(calls, 1);
@@ -982,6 +983,29 @@ async fn extra_url_forms_are_opt_in() {
         out.url(),
         Some("https://hooks.example.com/sms?name=%27quoted%27")
     );
+
+    // The URL as received still verifies, and is reported, with the extra forms on.
+    let as_received = "https://hooks.example.com/sms?name='quoted'";
+    let (out, calls) = run(&lenient, signed_for(as_received)).await;
+    assert_passed(
+        "extra forms on, URL as received",
+        &out,
+        calls,
+        as_received,
+        &form_body(&params),
+    );
+
+    // A forgery is refused whether or not the extra forms are tried.
+    let forged = || {
+        let mut req = req();
+        req.headers_mut()
+            .insert(&SIGNATURE, FORGED.parse().unwrap());
+        req
+    };
+    for (name, layer) in [("extra forms off", &strict), ("extra forms on", &lenient)] {
+        let (out, calls) = run(layer, forged()).await;
+        assert_refused(name, &out, calls, SignatureErrorKind::Mismatch);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -989,10 +1013,12 @@ async fn extra_url_forms_are_opt_in() {
 // ---------------------------------------------------------------------------------------
 
 fn fixed_layer() -> TwilioSignatureLayer {
-    TwilioSignatureLayer::new(TOKEN)
-        .unwrap()
-        .public_base_url("https://hooks.example.com")
-        .unwrap()
+    fixed_layer_with(Verifier::new(TOKEN).unwrap())
+}
+
+fn fixed_layer_with(verifier: Verifier) -> TwilioSignatureLayer {
+    TwilioSignatureLayer::from_verifier(verifier)
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap())
 }
 
 #[tokio::test]
@@ -1217,7 +1243,7 @@ async fn missing_signature_never_reads_the_body() {
 fn json_request(uri: &str, signed_url: &str, body: &'static str) -> Request<Body> {
     Request::post(uri)
         .header(CONTENT_TYPE, "application/json")
-        .header(&SIGNATURE, sig(signed_url, &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, signed_url))
         .body(Body::from(body))
         .unwrap()
 }
@@ -1228,7 +1254,7 @@ async fn body_sha256_modes() {
     const BODY: &str = r#"{"CallSid":"CA123","Status":"completed"}"#;
     const OTHER: &str = r#"{"CallSid":"CA123","Status":"failed"}"#;
     let base = "https://hooks.example.com/events?tenant=acme";
-    let signed = url_with_body_sha256(base, BODY.as_bytes());
+    let (signed, signature) = sign_body(TOKEN, base, BODY.as_bytes());
     let path = signed.strip_prefix("https://hooks.example.com").unwrap();
     let other_signed = url_with_body_sha256(base, OTHER.as_bytes());
     let other_path = other_signed
@@ -1249,7 +1275,7 @@ async fn body_sha256_modes() {
 
     // Hash taken from the query even without a JSON content type.
     let req = Request::post(path)
-        .header(&SIGNATURE, sig(&signed, &[]))
+        .header(&SIGNATURE, &signature)
         .body(Body::from(BODY))
         .unwrap();
     let (out, calls) = run(&fixed_layer(), req).await;
@@ -1284,14 +1310,15 @@ async fn body_sha256_modes() {
 
     // A form body whose signature leaves out the form: bodySHA256 decides.
     let form = form_body(SMS);
-    let form_signed = url_with_body_sha256("https://hooks.example.com/sms", form.as_bytes());
+    let (form_signed, form_sig) =
+        sign_body(TOKEN, "https://hooks.example.com/sms", form.as_bytes());
     let req = Request::post(
         form_signed
             .strip_prefix("https://hooks.example.com")
             .unwrap(),
     )
     .header(CONTENT_TYPE, FORM)
-    .header(&SIGNATURE, sig(&form_signed, &[]))
+    .header(&SIGNATURE, form_sig)
     .body(Body::from(form.clone()))
     .unwrap();
     let (out, calls) = run(&fixed_layer(), req).await;
@@ -1310,7 +1337,7 @@ async fn empty_and_unsigned_bodies() {
     let url = "https://hooks.example.com/status?CallSid=CA1";
     // GET with no body: the URL alone is signed.
     let req = Request::get("/status?CallSid=CA1")
-        .header(&SIGNATURE, sig(url, &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, url))
         .body(Body::empty())
         .unwrap();
     let (out, calls) = run(&fixed_layer(), req).await;
@@ -1319,7 +1346,7 @@ async fn empty_and_unsigned_bodies() {
     // A text body nobody signed, with and without Content-Length, and streamed.
     let with_length = Request::post("/status?CallSid=CA1")
         .header(CONTENT_TYPE, "text/plain")
-        .header(&SIGNATURE, sig(url, &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, url))
         .body(Body::from("smuggled"))
         .unwrap();
     let (out, calls) = run(&fixed_layer(), with_length).await;
@@ -1328,7 +1355,7 @@ async fn empty_and_unsigned_bodies() {
     let (tracked, _) = Tracked::new([Ok(Bytes::from_static(b"smuggled"))]);
     let streamed = Request::post("/status?CallSid=CA1")
         .header(CONTENT_TYPE, "text/plain")
-        .header(&SIGNATURE, sig(url, &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, url))
         .body(Body::new(tracked))
         .unwrap();
     let (out, calls) = run(&fixed_layer(), streamed).await;
@@ -1337,7 +1364,7 @@ async fn empty_and_unsigned_bodies() {
     // A body sent with a signature over the URL only, labelled as a form, is a form.
     let form_unsigned = Request::post("/status?CallSid=CA1")
         .header(CONTENT_TYPE, FORM)
-        .header(&SIGNATURE, sig(url, &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, url))
         .body(Body::from("Extra=1"))
         .unwrap();
     let (out, calls) = run(&fixed_layer(), form_unsigned).await;
@@ -1364,7 +1391,7 @@ async fn malformed_forms() {
     // Raw non-UTF-8 bytes.
     let req = Request::post("/sms")
         .header(CONTENT_TYPE, FORM)
-        .header(&SIGNATURE, sig("https://hooks.example.com/sms", &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, "https://hooks.example.com/sms"))
         .body(Body::from(&b"Body=\xC3\x28"[..]))
         .unwrap();
     let (out, calls) = run(&fixed_layer(), req).await;
@@ -1420,11 +1447,13 @@ async fn shared_keys() {
     let sha256 = sign_with(Algorithm::HmacSha256, KEY_SECRET, url, SMS.iter().copied());
     let sha1 = sign_with(Algorithm::HmacSha1, KEY_SECRET, url, SMS.iter().copied());
     let token_sig = sig(url, SMS);
-    let layer = fixed_layer().with_shared_key(KEY_ID, KEY_SECRET).unwrap();
-    let only_shared = TwilioSignatureLayer::from_shared_key(KEY_ID, KEY_SECRET)
-        .unwrap()
-        .public_base_url("https://hooks.example.com")
-        .unwrap();
+    let layer = fixed_layer_with(
+        Verifier::new(TOKEN)
+            .unwrap()
+            .with_shared_key(KEY_ID, KEY_SECRET)
+            .unwrap(),
+    );
+    let only_shared = fixed_layer_with(Verifier::from_shared_key(KEY_ID, KEY_SECRET).unwrap());
 
     struct Case<'a> {
         name: &'a str,
@@ -1552,7 +1581,12 @@ async fn shared_keys() {
 
 #[tokio::test]
 async fn auth_token_rotation() {
-    let layer = fixed_layer().with_auth_token(TOKEN_2).unwrap();
+    let layer = fixed_layer_with(
+        Verifier::new(TOKEN)
+            .unwrap()
+            .with_auth_token(TOKEN_2)
+            .unwrap(),
+    );
     let url = "https://hooks.example.com/sms";
     for (name, token, expect) in [
         ("primary", TOKEN, Some(MatchedKey::AuthToken(0))),
@@ -1581,9 +1615,7 @@ async fn auth_token_rotation() {
 
 #[tokio::test]
 async fn basic_auth() {
-    let layer = fixed_layer()
-        .with_basic_auth("twilio", "s3cret-pass")
-        .unwrap();
+    let layer = fixed_layer().basic_auth("twilio", "s3cret-pass").unwrap();
     let url = "https://hooks.example.com/sms";
     struct Case {
         name: &'static str,
@@ -1668,11 +1700,34 @@ async fn basic_auth() {
             assert_eq!(challenge, None, "{}", case.name);
         }
     }
+
+    // Credentials sent twice are refused, even when both are right.
+    let req = Request::post("/sms")
+        .header(CONTENT_TYPE, FORM)
+        .header(AUTHORIZATION, basic("twilio", "s3cret-pass"))
+        .header(AUTHORIZATION, basic("twilio", "s3cret-pass"))
+        .header(&SIGNATURE, good.as_str())
+        .body(Body::from(form_body(SMS)))
+        .unwrap();
+    let (out, calls) = run(&layer, req).await;
+    assert_refused(
+        "repeated Authorization",
+        &out,
+        calls,
+        SignatureErrorKind::Unauthorized,
+    );
+    assert_eq!(
+        out.headers
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap()),
+        Some("Basic realm=\"Twilio\""),
+        "repeated Authorization"
+    );
 }
 
 #[tokio::test]
 async fn basic_auth_is_checked_before_the_body_is_read() {
-    let layer = fixed_layer().with_basic_auth("twilio", "pw").unwrap();
+    let layer = fixed_layer().basic_auth("twilio", "pw").unwrap();
     let calls = Calls::default();
     let req = Request::post("/sms")
         .header(CONTENT_TYPE, FORM)
@@ -1736,7 +1791,7 @@ async fn content_length_over_the_limit_with_tracked_body() {
     let req = Request::post("/sms")
         .header(CONTENT_TYPE, FORM)
         .header(CONTENT_LENGTH, "100")
-        .header(&SIGNATURE, sig("https://hooks.example.com/sms", &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, "https://hooks.example.com/sms"))
         .body(Body::new(tracked))
         .unwrap();
     let (out, calls) = run(&limited(99), req).await;
@@ -1783,7 +1838,7 @@ async fn streamed_body_over_the_limit() {
     let (tracked, polls) = Tracked::new(chunks);
     let req = Request::post("/sms")
         .header(CONTENT_TYPE, FORM)
-        .header(&SIGNATURE, sig("https://hooks.example.com/sms", &[]))
+        .header(&SIGNATURE, sign_url(TOKEN, "https://hooks.example.com/sms"))
         .body(Body::new(tracked))
         .unwrap();
     let (out, calls) = run(&limited(64), req).await;
@@ -1873,16 +1928,14 @@ fn configuration_errors() {
         ConfigError::EmptySecret
     );
     let layer = || TwilioSignatureLayer::new(TOKEN).unwrap();
+    let verifier = || Verifier::new(TOKEN).unwrap();
+    assert_eq!(UrlSource::forwarded(0).unwrap_err(), ConfigError::ZeroHops);
     assert_eq!(
-        layer().trust_forwarded(0).unwrap_err(),
+        UrlSource::x_forwarded(0).unwrap_err(),
         ConfigError::ZeroHops
     );
     assert_eq!(
-        layer().trust_x_forwarded(0).unwrap_err(),
-        ConfigError::ZeroHops
-    );
-    assert_eq!(
-        layer().use_host_header("ftp").unwrap_err(),
+        UrlSource::host_header("ftp").unwrap_err(),
         ConfigError::InvalidScheme
     );
     for bad in [
@@ -1896,18 +1949,18 @@ fn configuration_errors() {
     ] {
         assert!(
             matches!(
-                layer().public_base_url(bad).unwrap_err(),
+                UrlSource::base_url(bad).unwrap_err(),
                 ConfigError::InvalidBaseUrl(_)
             ),
             "{bad}"
         );
     }
     assert_eq!(
-        layer().with_shared_key("a,b", "s").unwrap_err(),
+        verifier().with_shared_key("a,b", "s").unwrap_err(),
         ConfigError::InvalidKeyId
     );
     assert_eq!(
-        layer()
+        verifier()
             .with_shared_key("k", "s")
             .unwrap()
             .with_shared_key("k", "t")
@@ -1915,15 +1968,15 @@ fn configuration_errors() {
         ConfigError::DuplicateKeyId
     );
     assert_eq!(
-        layer().with_basic_auth("", "pw").unwrap_err(),
+        layer().basic_auth("", "pw").unwrap_err(),
         ConfigError::InvalidBasicAuth
     );
     assert_eq!(
-        layer().with_basic_auth("a:b", "pw").unwrap_err(),
+        layer().basic_auth("a:b", "pw").unwrap_err(),
         ConfigError::InvalidBasicAuth
     );
     assert_eq!(
-        layer().with_auth_token("").unwrap_err(),
+        verifier().with_auth_token("").unwrap_err(),
         ConfigError::EmptySecret
     );
 }

@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{
-    SignatureError, SignatureErrorKind, TwilioSignatureLayer, VerifiedBody, Verifier,
+    sign_url, SignatureError, SignatureErrorKind, TwilioSignatureLayer, UrlSource, VerifiedBody,
+    Verifier,
 };
 
 #[derive(Debug, Deserialize)]
@@ -141,11 +142,7 @@ fn request(v: &Vector) -> Request<Body> {
 }
 
 fn layer(v: &Vector, source: Source) -> TwilioSignatureLayer {
-    let layer = if v.settings.is_some() {
-        TwilioSignatureLayer::from_shared_key(SHARED_KEY_ID, &v.token).unwrap()
-    } else {
-        TwilioSignatureLayer::new(&v.token).unwrap()
-    };
+    let layer = TwilioSignatureLayer::from_verifier(verifier(v));
     let (scheme, authority, _) = split(&v.url);
     let http_scheme = match scheme {
         "wss" => "https",
@@ -153,10 +150,10 @@ fn layer(v: &Vector, source: Source) -> TwilioSignatureLayer {
         s => s,
     };
     match source {
-        Source::Fixed => layer
-            .public_base_url(&format!("{http_scheme}://{authority}"))
-            .unwrap(),
-        Source::Host => layer.use_host_header(http_scheme).unwrap(),
+        Source::Fixed => {
+            layer.url_source(UrlSource::base_url(&format!("{http_scheme}://{authority}")).unwrap())
+        }
+        Source::Host => layer.url_source(UrlSource::host_header(http_scheme).unwrap()),
     }
 }
 
@@ -259,10 +256,7 @@ fn stricter_than_sdk_user_info_in_url_is_refused() {
 
 #[test]
 fn stricter_than_sdk_base_url_with_user_info_is_a_config_error() {
-    let err = TwilioSignatureLayer::new("12345")
-        .unwrap()
-        .public_base_url("https://user:pass@hooks.example.com")
-        .unwrap_err();
+    let err = UrlSource::base_url("https://user:pass@hooks.example.com").unwrap_err();
     assert!(
         matches!(err, tower_twilio_signature::ConfigError::InvalidBaseUrl(_)),
         "{err}"
@@ -273,7 +267,7 @@ fn stricter_than_sdk_base_url_with_user_info_is_a_config_error() {
 fn stricter_than_sdk_unsigned_body_is_refused() {
     // twilio-node's validateRequest ignores a body it is not given; the verifier checks it.
     let url = "https://example.com/myapp";
-    let header = tower_twilio_signature::sign("12345", url, [] as [(&str, &str); 0]);
+    let header = sign_url("12345", url);
     let err = Verifier::new("12345")
         .unwrap()
         .verify_body(url, br#"{"forged":true}"#, &header, None)
@@ -284,11 +278,10 @@ fn stricter_than_sdk_unsigned_body_is_refused() {
 #[tokio::test]
 async fn stricter_than_sdk_unsigned_json_body_through_layer_is_refused() {
     let url = "https://example.com/myapp";
-    let header = tower_twilio_signature::sign("12345", url, [] as [(&str, &str); 0]);
+    let header = sign_url("12345", url);
     let svc = TwilioSignatureLayer::new("12345")
         .unwrap()
-        .public_base_url("https://example.com")
-        .unwrap()
+        .url_source(UrlSource::base_url("https://example.com").unwrap())
         .layer(service_fn(|_req: Request<VerifiedBody>| async {
             Ok::<_, Infallible>(Response::new(Body::empty()))
         }));

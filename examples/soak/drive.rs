@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
-use tower_twilio_signature::{body_sha256, sign, url_with_body_sha256};
+use tower_twilio_signature::{body_sha256, sign_url, url_with_body_sha256};
 
 use crate::cases::{self, form_body, sign_form, Rng};
 use crate::raw::{self, Framing};
@@ -25,8 +25,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const FORM: &str = "application/x-www-form-urlencoded";
 /// At most what one Conversations update the Frontline app records costs it: the enum in
-/// its `Vec` (72 bytes, twice over for the spare capacity) and two or three short strings.
-const UPDATE_BYTES: u64 = 256;
+/// its `VecDeque` (128 bytes, twice over for the spare capacity) and two to five short
+/// strings.
+const UPDATE_BYTES: u64 = 512;
 
 /// The server's memory at one time, and how many updates it had recorded by then.
 #[derive(Debug, Clone, Copy)]
@@ -605,11 +606,7 @@ fn sized_request(
     if rng.percent(50) {
         let body = rng.bytes(size);
         let target = url_with_body_sha256(crate::DIGEST_PATH, &body);
-        let signature = sign(
-            TOKEN,
-            &format!("{base}{target}"),
-            std::iter::empty::<(&str, &str)>(),
-        );
+        let signature = sign_url(TOKEN, &format!("{base}{target}"));
         (target, "application/octet-stream", body, signature)
     } else {
         let path = *rng.pick(&["/callbacks/conversations", crate::DIGEST_PATH]);

@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Full};
 use sha1::Sha1;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{
-    sign, SignatureError, SignatureErrorKind, TwilioSignatureLayer, VerifiedBody, VerifiedWebhook,
-    Verifier,
+    sign, ConfigError, SignatureError, SignatureErrorKind, TwilioSignatureLayer, UrlSource,
+    VerifiedBody, VerifiedWebhook, Verifier,
 };
 
 const TOKEN: &str = "fuzz-token";
@@ -90,10 +90,12 @@ pub fn reference_sign(token: &str, url: &str, params: &[(String, String)]) -> St
 }
 
 fn fixed() -> TwilioSignatureLayer {
-    TwilioSignatureLayer::new(TOKEN)
-        .unwrap()
-        .public_base_url(BASE)
-        .unwrap()
+    fixed_with(Verifier::new(TOKEN).unwrap())
+}
+
+fn fixed_with(verifier: Verifier) -> TwilioSignatureLayer {
+    TwilioSignatureLayer::from_verifier(verifier)
+        .url_source(UrlSource::base_url(BASE).unwrap())
         .body_limit(64 * 1024)
 }
 
@@ -144,7 +146,11 @@ pub fn settings(data: &[u8]) {
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return;
     };
-    let layer = fixed().with_shared_key("k1", "shared-secret").unwrap();
+    let verifier = Verifier::new(TOKEN)
+        .unwrap()
+        .with_shared_key("k1", "shared-secret")
+        .unwrap();
+    let layer = fixed_with(verifier);
     let header = sign(TOKEN, &format!("{BASE}/sms"), [("Body", "hi")]);
     let mut req = form_request("/sms", Bytes::from_static(b"Body=hi"), &header);
     req.headers_mut()
@@ -167,12 +173,14 @@ pub fn forwarded(data: &[u8]) {
         return;
     };
     let hops = usize::from(input.hops % 3) + 1;
-    let base = TwilioSignatureLayer::new(TOKEN).unwrap();
-    let layer = match input.mode % 3 {
-        0 => base.trust_forwarded(hops).unwrap(),
-        1 => base.trust_x_forwarded(hops).unwrap(),
-        _ => base.use_host_header("https").unwrap(),
+    let source = match input.mode % 3 {
+        0 => UrlSource::forwarded(hops),
+        1 => UrlSource::x_forwarded(hops),
+        _ => UrlSource::host_header("https"),
     };
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .unwrap()
+        .url_source(source.unwrap());
     let names = [
         "host",
         "forwarded",
@@ -216,7 +224,7 @@ pub fn url(data: &[u8]) {
     let header = sign(TOKEN, &signed, [("a", "b")]);
     let verifier = Verifier::new(TOKEN)
         .unwrap()
-        .with_extra_url_forms(data.first() == Some(&b'h'));
+        .extra_url_forms(data.first() == Some(&b'h'));
     match verifier.verify_form(url, [("a", "b")], &header, None) {
         Ok(v) => assert_eq!(v.url(), signed),
         Err(e) => assert_eq!(e.kind(), SignatureErrorKind::NoUrl, "{url:?}"),
@@ -279,10 +287,12 @@ pub fn request(data: &[u8]) {
         let header = HeaderValue::from_str(&reference_sign(TOKEN, &url, &pairs)).unwrap();
         req.headers_mut().insert("x-twilio-signature", header);
     }
-    let layer = fixed()
+    let verifier = Verifier::new(TOKEN)
+        .unwrap()
         .with_shared_key("k1", "s")
         .unwrap()
-        .with_extra_url_forms(raw.method & 0x80 != 0);
+        .extra_url_forms(raw.method & 0x80 != 0);
+    let layer = fixed_with(verifier);
     let out = send(&layer, req);
     if let Some((body, _)) = out.seen {
         assert!(
@@ -307,6 +317,13 @@ pub fn roundtrip(data: &[u8]) {
         return;
     };
     if s.token.is_empty() {
+        return;
+    }
+    if s.token.trim() != s.token {
+        assert_eq!(
+            Verifier::new(&s.token).unwrap_err(),
+            ConfigError::SecretWhitespace
+        );
         return;
     }
     let enc = |t: &str| form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
@@ -341,8 +358,7 @@ pub fn roundtrip(data: &[u8]) {
 
     let layer = TwilioSignatureLayer::new(&s.token)
         .unwrap()
-        .public_base_url(BASE)
-        .unwrap();
+        .url_source(UrlSource::base_url(BASE).unwrap());
     let out = send(
         &layer,
         form_request(&target, Bytes::from(body.clone()), &header),

@@ -54,7 +54,7 @@
 //! use std::sync::Arc;
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
 //! use tower::ServiceExt;
-//! use tower_twilio_signature::{dedupe::DedupeLayer, sign, TwilioSignatureLayer};
+//! use tower_twilio_signature::{dedupe::DedupeLayer, sign, TwilioSignatureLayer, UrlSource};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,7 +69,10 @@
 //! let app = Router::new()
 //!     .route("/sms", post(handler))
 //!     .layer(DedupeLayer::new()) // inside: added first
-//!     .layer(TwilioSignatureLayer::new("auth token")?.public_base_url("https://hooks.example.com")?);
+//!     .layer(
+//!         TwilioSignatureLayer::new("auth token")?
+//!             .url_source(UrlSource::base_url("https://hooks.example.com")?),
+//!     );
 //!
 //! let delivery = || {
 //!     Request::post("/sms")

@@ -19,7 +19,7 @@ use axum::{Form, Router};
 use std::collections::HashMap;
 use tower::ServiceExt;
 use tower_twilio_signature::dedupe::{DedupeLayer, Store};
-use tower_twilio_signature::{sign, TwilioSignatureLayer};
+use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource};
 
 /// The Auth Token the tests sign with.
 pub const TOKEN: &str = "dedupe-test-token-3b9f";
@@ -229,8 +229,7 @@ pub fn app(dedupe: DedupeLayer, runs: Runs) -> Router {
         .layer(
             TwilioSignatureLayer::new(TOKEN)
                 .unwrap()
-                .public_base_url(BASE)
-                .unwrap(),
+                .url_source(UrlSource::base_url(BASE).unwrap()),
         )
 }
 

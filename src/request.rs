@@ -1,0 +1,280 @@
+//! What the layer decides about a request: before its body is read (credentials, headers,
+//! size, public URL, how the body is authenticated), and once it is in (the signature).
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Version};
+use http_body::Body;
+
+use crate::auth::BasicAuth;
+use crate::error::{finish_rejection, RejectionResponse, SignatureError, SignatureErrorKind};
+use crate::keys::KeyChoice;
+use crate::params::{signed_tail, Form};
+use crate::signature::{body_hash_param, SignatureBytes};
+use crate::url::{parts_from_request, Candidates, UrlSource};
+use crate::verified::VerifiedWebhook;
+use crate::verifier::Verifier;
+
+/// The default body limit: 1 MiB, below axum's own 2 MiB default.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+static SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+static SETTINGS: HeaderName = HeaderName::from_static("x-twilio-webhooks-signature-settings");
+static IDEMPOTENCY: HeaderName = HeaderName::from_static("i-twilio-idempotency-token");
+
+/// Everything a layer is configured with.
+#[derive(Clone)]
+pub(crate) struct Config {
+    verifier: Verifier,
+    url_source: UrlSource,
+    body_limit: usize,
+    basic_auth: Option<BasicAuth>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("verifier", &self.verifier)
+            .field("url_source", &self.url_source)
+            .field("body_limit", &self.body_limit)
+            .field("basic_auth", &self.basic_auth)
+            .finish()
+    }
+}
+
+/// How the body is authenticated.
+#[derive(Debug)]
+enum BodyMode {
+    /// Form parameters are part of the signed string.
+    Form,
+    /// `bodySHA256` in the query: its decoded value.
+    Hash(String),
+    /// Nothing covers the body: it must be empty.
+    Empty,
+}
+
+/// Everything decided about a request before its body is read.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    signature: SignatureBytes,
+    keys: KeyChoice,
+    candidates: Candidates,
+    mode: BodyMode,
+    websocket: bool,
+    idempotency: Option<HeaderValue>,
+}
+
+impl Pending {
+    /// Whether the request is a WebSocket handshake, which has no body to wait for.
+    pub(crate) fn is_websocket(&self) -> bool {
+        self.websocket
+    }
+}
+
+impl Config {
+    pub(crate) fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            url_source: UrlSource::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            basic_auth: None,
+        }
+    }
+
+    pub(crate) fn set_url_source(&mut self, source: UrlSource) {
+        self.url_source = source;
+    }
+
+    pub(crate) fn set_body_limit(&mut self, bytes: usize) {
+        self.body_limit = bytes;
+    }
+
+    pub(crate) fn set_basic_auth(&mut self, auth: BasicAuth) {
+        self.basic_auth = Some(auth);
+    }
+
+    pub(crate) fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// The checks that need no body: credentials, headers, size, URL, body mode.
+    pub(crate) fn before_body<B: Body>(&self, req: &Request<B>) -> Result<Pending, SignatureError> {
+        let headers = req.headers();
+        if let Some(basic) = &self.basic_auth {
+            basic.check(headers)?;
+        }
+        let signature = match single(headers, &SIGNATURE, SignatureErrorKind::MalformedHeader)? {
+            Some(value) => SignatureBytes::decode(value.as_bytes())?,
+            None => return Err(SignatureErrorKind::MissingHeader.into()),
+        };
+        let settings = single(headers, &SETTINGS, SignatureErrorKind::MalformedHeader)?
+            .map(|v| v.to_str().map_err(|_| SignatureErrorKind::MalformedHeader))
+            .transpose()?;
+        let keys = self.verifier.choose_keys(settings)?;
+
+        let websocket = is_websocket(req);
+        let declared = declared_length(req)?;
+        if declared.is_some_and(|n| n > self.body_limit as u64) {
+            return Err(SignatureErrorKind::BodyTooLarge.into());
+        }
+
+        let uri = original_uri(req);
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut parts = parts_from_request(&self.url_source, req, path_and_query)?;
+        parts.websocket = websocket;
+        let candidates = Candidates::build(&parts);
+
+        let mode = if websocket {
+            if declared.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING) {
+                return Err(SignatureErrorKind::UnsignedBody.into());
+            }
+            BodyMode::Empty
+        } else if let Some(hash) = body_hash_param(parts.query)? {
+            BodyMode::Hash(hash.into_owned())
+        } else if is_form(headers)? {
+            BodyMode::Form
+        } else {
+            if declared.is_some_and(|n| n > 0) {
+                return Err(SignatureErrorKind::UnsignedBody.into());
+            }
+            BodyMode::Empty
+        };
+        Ok(Pending {
+            signature,
+            keys,
+            candidates,
+            mode,
+            websocket,
+            idempotency: headers.get(&IDEMPOTENCY).cloned(),
+        })
+    }
+
+    /// Verifies the request once its body is in.
+    pub(crate) fn after_body(
+        &self,
+        pending: &Pending,
+        body: &Bytes,
+    ) -> Result<VerifiedWebhook, SignatureError> {
+        let (tail, body_hash) = match &pending.mode {
+            BodyMode::Form => (signed_tail(Form::parse(body)?.pairs()), None),
+            BodyMode::Hash(expected) => (Vec::new(), Some((expected.as_str(), &body[..]))),
+            BodyMode::Empty if body.is_empty() => (Vec::new(), None),
+            BodyMode::Empty => return Err(SignatureErrorKind::UnsignedBody.into()),
+        };
+        let matched = self.verifier.check(
+            &pending.keys,
+            &pending.candidates,
+            &tail,
+            &pending.signature,
+            body_hash,
+        )?;
+        Ok(VerifiedWebhook::new(
+            matched.url,
+            matched.key,
+            matched.algorithm,
+            pending.idempotency.clone(),
+        ))
+    }
+
+    /// The response to a refused request, built by `rejection`, carrying the error (and a
+    /// challenge on 401). Logs why when tracing is on.
+    pub(crate) fn reject<B, R: RejectionResponse<B>>(
+        &self,
+        rejection: &mut R,
+        err: SignatureError,
+        pending: Option<&Pending>,
+    ) -> Response<B> {
+        #[cfg(feature = "tracing")]
+        {
+            let tried: Vec<&str> = pending
+                .map(|p| p.candidates.iter().map(|(url, _)| url).collect())
+                .unwrap_or_default();
+            tracing::debug!(reason = %err, kind = ?err.kind(), candidates = ?tried, "Twilio webhook rejected");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = pending;
+        let res = rejection.respond(&err);
+        finish_rejection(res, err, self.basic_auth.as_ref().map(BasicAuth::challenge))
+    }
+}
+
+/// The value of a header that may appear at most once (`repeated` if it appears more).
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    repeated: SignatureErrorKind,
+) -> Result<Option<&'a HeaderValue>, SignatureErrorKind> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(repeated);
+    }
+    Ok(first)
+}
+
+/// The declared body length: `Content-Length` (digits only, given once), else the body's own
+/// size hint.
+fn declared_length<B: Body>(req: &Request<B>) -> Result<Option<u64>, SignatureErrorKind> {
+    let err = SignatureErrorKind::BodyRead;
+    let header = match single(req.headers(), &header::CONTENT_LENGTH, err)? {
+        Some(value) => {
+            let digits = value.to_str().map_err(|_| err)?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err);
+            }
+            Some(digits.parse::<u64>().map_err(|_| err)?)
+        }
+        None => None,
+    };
+    let hint = req.body().size_hint();
+    Ok(header
+        .or(hint.exact())
+        .or(Some(hint.lower()).filter(|&n| n > 0)))
+}
+
+/// Whether `Content-Type` says the body is a form: `application/x-www-form-urlencoded` in any
+/// case, with or without parameters such as `charset`.
+fn is_form(headers: &HeaderMap) -> Result<bool, SignatureErrorKind> {
+    let Some(value) = single(
+        headers,
+        &header::CONTENT_TYPE,
+        SignatureErrorKind::MalformedBody,
+    )?
+    else {
+        return Ok(false);
+    };
+    let essence = value
+        .as_bytes()
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    Ok(essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded"))
+}
+
+/// A WebSocket handshake: HTTP/1.1 `GET` with `Upgrade: websocket`, or HTTP/2's extended
+/// `CONNECT`.
+fn is_websocket<B>(req: &Request<B>) -> bool {
+    if req.method() == Method::CONNECT && req.version() == Version::HTTP_2 {
+        return true;
+    }
+    req.method() == Method::GET
+        && req
+            .headers()
+            .get_all(header::UPGRADE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// The URI as the client sent it: axum's `OriginalUri` when a router nested us.
+fn original_uri<B>(req: &Request<B>) -> &http::Uri {
+    #[cfg(feature = "axum")]
+    if let Some(original) = req.extensions().get::<axum::extract::OriginalUri>() {
+        return &original.0;
+    }
+    req.uri()
+}

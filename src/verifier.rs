@@ -1,0 +1,288 @@
+//! The keys and the URL forms to try, and the verification both the layer and framework-free
+//! code go through.
+
+use std::borrow::{Borrow, Cow};
+
+use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
+use crate::keys::{Algorithm, KeyChoice, KeySet, MatchedKey};
+use crate::params::signed_tail;
+use crate::signature::{body_hash_matches, body_hash_param, find_match, SignatureBytes};
+use crate::url::{parse_full_url, Candidates};
+use crate::verified::VerifiedWebhook;
+
+/// The keys that sign genuine webhooks, and how to verify a request with them.
+///
+/// Build one and hand it to
+/// [`TwilioSignatureLayer::from_verifier`](crate::TwilioSignatureLayer::from_verifier), or
+/// use it on requests your own code has already taken apart: a URL and either the form
+/// parameters or the raw body.
+///
+/// The URL is the one Twilio requested, as your code reconstructed it; it is tried as
+/// given and with the default port added or the port removed, as Twilio's SDKs do.
+/// The scheme is matched in any case and signed in lowercase, as Twilio writes it; host,
+/// path and query are used byte for byte. Unlike the SDKs, a URL with user info or a
+/// fragment is refused ([`SignatureErrorKind::NoUrl`]): Twilio never signs either.
+///
+/// ```
+/// use tower_twilio_signature::{sign, Verifier};
+///
+/// let verifier = Verifier::new("12345")?;
+/// let url = "https://mycompany.com/myapp";
+/// let params = [("Digits", "1234"), ("From", "+12349013030")];
+/// let header = sign("12345", url, params);
+///
+/// assert!(verifier.verify_form(url, params, &header, None).is_ok());
+/// assert!(verifier.verify_form(url, [("Digits", "9999")], &header, None).is_err());
+/// # Ok::<(), tower_twilio_signature::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Verifier {
+    keys: KeySet,
+    extra_url_forms: bool,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys)
+            .field("extra_url_forms", &self.extra_url_forms)
+            .finish()
+    }
+}
+
+/// What produced a signature.
+#[derive(Debug)]
+pub(crate) struct Matched {
+    pub(crate) url: String,
+    pub(crate) key: MatchedKey,
+    pub(crate) algorithm: Algorithm,
+}
+
+impl Verifier {
+    /// A verifier for webhooks signed with an account Auth Token.
+    ///
+    /// # Errors
+    /// [`ConfigError::EmptySecret`] if the token is empty,
+    /// [`ConfigError::SecretWhitespace`] if it starts or ends with whitespace.
+    pub fn new(auth_token: &str) -> Result<Self, ConfigError> {
+        Self::empty().with_auth_token(auth_token)
+    }
+
+    /// A verifier for SharedKey webhooks only (no Auth Token).
+    ///
+    /// # Errors
+    /// As [`with_shared_key`](Self::with_shared_key).
+    pub fn from_shared_key(key_id: &str, secret: &str) -> Result<Self, ConfigError> {
+        Self::empty().with_shared_key(key_id, secret)
+    }
+
+    /// A verifier with the Auth Token from the `TWILIO_AUTH_TOKEN` environment variable.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEnv`] if it is unset or not Unicode,
+    /// [`ConfigError::InvalidEnv`] if it is empty or has whitespace at either end; both
+    /// name the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        const NAME: &str = "TWILIO_AUTH_TOKEN";
+        let token = std::env::var(NAME).map_err(|_| ConfigError::MissingEnv(NAME))?;
+        Self::new(&token).map_err(|e| ConfigError::InvalidEnv(NAME, Box::new(e)))
+    }
+
+    fn empty() -> Self {
+        Self {
+            keys: KeySet::default(),
+            extra_url_forms: false,
+        }
+    }
+
+    /// Also accepts this Auth Token. While you rotate tokens in the Twilio console, add the
+    /// secondary token here, then drop the old one once the new one is promoted.
+    ///
+    /// ```
+    /// use tower_twilio_signature::{sign, MatchedKey, Verifier};
+    ///
+    /// let verifier = Verifier::new("primary")?.with_auth_token("secondary")?;
+    /// let header = sign("secondary", "https://example.com/sms", [("Body", "hi")]);
+    /// let verified = verifier.verify_form("https://example.com/sms", [("Body", "hi")], &header, None);
+    /// assert_eq!(verified.unwrap().key(), &MatchedKey::AuthToken(1));
+    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_auth_token(mut self, auth_token: &str) -> Result<Self, ConfigError> {
+        self.keys.add_auth_token(auth_token)?;
+        Ok(self)
+    }
+
+    /// Accepts webhooks whose `X-Twilio-Webhooks-Signature-Settings` header names `key_id`,
+    /// verified with `secret` and the algorithm the header names (`HMAC_SHA1` or
+    /// `HMAC_SHA256`). A request that names an unknown key id is refused.
+    ///
+    /// ```
+    /// use tower_twilio_signature::Verifier;
+    ///
+    /// let verifier = Verifier::new("auth token")?.with_shared_key("KS123", "shared secret")?;
+    /// # let _ = verifier;
+    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidKeyId`], [`ConfigError::DuplicateKeyId`],
+    /// [`ConfigError::EmptySecret`] or [`ConfigError::SecretWhitespace`].
+    pub fn with_shared_key(mut self, key_id: &str, secret: &str) -> Result<Self, ConfigError> {
+        self.keys.add_shared_key(key_id, secret)?;
+        Ok(self)
+    }
+
+    /// Whether to also try the URL forms twilio-node 6 tries besides the URL as received:
+    /// the WHATWG-serialized URL (lowercase host, some characters percent-encoded) and the
+    /// query re-encoded as Node's legacy `querystring` module does. They are built and tried
+    /// only once the ordinary candidates have failed. Off by default; useful only where a
+    /// back end signed such a form.
+    pub fn extra_url_forms(mut self, enabled: bool) -> Self {
+        self.extra_url_forms = enabled;
+        self
+    }
+
+    /// Verifies a form (or GET) request: `params` are the decoded body parameters in any
+    /// order (none for a GET). `settings` is the `X-Twilio-Webhooks-Signature-Settings`
+    /// value, if the request had one.
+    ///
+    /// # Errors
+    /// A [`SignatureError`] saying why the request is not genuine.
+    pub fn verify_form<I, K, V>(
+        &self,
+        url: &str,
+        params: I,
+        signature: &str,
+        settings: Option<&str>,
+    ) -> Result<VerifiedWebhook, SignatureError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<(K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let owned: Vec<I::Item> = params.into_iter().collect();
+        let tail = signed_tail(owned.iter().map(|item| {
+            let (k, v) = item.borrow();
+            (k.as_ref().as_bytes(), v.as_ref().as_bytes())
+        }));
+        self.verify_parts(url, &tail, None, signature, settings)
+    }
+
+    /// Verifies a request whose body is covered by `bodySHA256` in the URL's query
+    /// (JSON webhooks). An empty body needs no hash.
+    ///
+    /// ```
+    /// use tower_twilio_signature::{sign_body, Verifier};
+    ///
+    /// let body = br#"{"CallSid":"CA123"}"#;
+    /// let (url, header) = sign_body("token", "https://example.com/events", body);
+    /// let verifier = Verifier::new("token")?;
+    /// assert!(verifier.verify_body(&url, body, &header, None).is_ok());
+    /// assert!(verifier.verify_body(&url, b"{}", &header, None).is_err());
+    /// # Ok::<(), tower_twilio_signature::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A [`SignatureError`]: [`SignatureErrorKind::UnsignedBody`] if a non-empty body
+    /// comes without `bodySHA256`, [`SignatureErrorKind::BodyHashMismatch`] if the hash
+    /// does not match, and the URL signature errors as for [`verify_form`](Self::verify_form).
+    pub fn verify_body(
+        &self,
+        url: &str,
+        body: &[u8],
+        signature: &str,
+        settings: Option<&str>,
+    ) -> Result<VerifiedWebhook, SignatureError> {
+        self.verify_parts(url, &[], Some(body), signature, settings)
+    }
+
+    fn verify_parts(
+        &self,
+        url: &str,
+        tail: &[u8],
+        body: Option<&[u8]>,
+        signature: &str,
+        settings: Option<&str>,
+    ) -> Result<VerifiedWebhook, SignatureError> {
+        let signature = SignatureBytes::decode(signature.as_bytes())?;
+        let keys = self.choose_keys(settings)?;
+        let parts = parse_full_url(url)?;
+        let body_hash = match body {
+            Some(body) => match body_hash_param(parts.query)? {
+                Some(hash) => Some((hash, body)),
+                None if body.is_empty() => None,
+                None => return Err(SignatureErrorKind::UnsignedBody.into()),
+            },
+            None => None,
+        };
+        let candidates = Candidates::build(&parts);
+        let body_hash = body_hash.as_ref().map(|(hash, body)| (&**hash, *body));
+        let matched = self.check(&keys, &candidates, tail, &signature, body_hash)?;
+        Ok(VerifiedWebhook::new(
+            matched.url,
+            matched.key,
+            matched.algorithm,
+            None,
+        ))
+    }
+
+    /// The keys a request's settings header (if any) selects.
+    pub(crate) fn choose_keys(
+        &self,
+        settings: Option<&str>,
+    ) -> Result<KeyChoice, SignatureErrorKind> {
+        self.keys.choose(settings)
+    }
+
+    /// The last step for the verifier and the layer alike: a key and a candidate URL,
+    /// followed by `tail` (the parameters' part of the signed string), must produce the
+    /// signature; then a `bodySHA256`, if the body is covered by one, must match.
+    pub(crate) fn check(
+        &self,
+        keys: &KeyChoice,
+        candidates: &Candidates,
+        tail: &[u8],
+        signature: &SignatureBytes,
+        body_hash: Option<(&str, &[u8])>,
+    ) -> Result<Matched, SignatureErrorKind> {
+        let keys = keys.keys(&self.keys);
+        // WebSocket candidates that drop the query are followed by its pairs instead.
+        let query_tail = candidates.query_params().map(|query| {
+            let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                form_urlencoded::parse(query.as_bytes()).collect();
+            signed_tail(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+        });
+        let attempt = |candidates: &Candidates| {
+            let list: Vec<(&str, &[u8])> = candidates
+                .iter()
+                .map(|(url, c)| match (&query_tail, c.query_params) {
+                    (Some(query_tail), true) => (url, &query_tail[..]),
+                    _ => (url, tail),
+                })
+                .collect();
+            let (index, key) = find_match(&keys, &list, signature)?;
+            Some((list[index].0.to_owned(), key))
+        };
+        let found = match attempt(candidates) {
+            Some(found) => Some(found),
+            None if self.extra_url_forms => candidates.extra_forms().and_then(|e| attempt(&e)),
+            None => None,
+        };
+        let (url, key) = found.ok_or(SignatureErrorKind::Mismatch)?;
+        if let Some((expected, body)) = body_hash {
+            if !body_hash_matches(expected, body) {
+                return Err(SignatureErrorKind::BodyHashMismatch);
+            }
+        }
+        Ok(Matched {
+            url,
+            key,
+            algorithm: keys.algorithm(),
+        })
+    }
+}
