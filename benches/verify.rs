@@ -115,8 +115,8 @@ fn bench_verify(c: &mut Criterion) {
             )
         });
     });
-    // Each call with its parameters in another order than the last call's, so the order
-    // remembered from the last call never applies and every call sorts.
+    // Each call with its parameters in another order than the last call's: the cost does
+    // not depend on the order Twilio sends them in.
     let mut reversed = pairs.clone();
     reversed.reverse();
     let orders = [&pairs, &reversed];
@@ -152,6 +152,40 @@ fn bench_verify(c: &mut Criterion) {
             )
         });
     });
+    g.finish();
+
+    // A GET whose query holds 60 KiB of distinct keys, with a wrong signature, so every
+    // candidate is tried: with the extra URL forms off and on. The extra forms must cost a
+    // small multiple of the ordinary ones, not grow with the square of the query.
+    let query: String = (0..6000).map(|i| format!("k{i:05}=v&")).collect();
+    let long_url = format!("{}?{}", f.url, query.trim_end_matches('&'));
+    let extra = verifier.clone().extra_url_forms(true);
+    // And 60 KiB in a few long values, which the extra forms do re-encode.
+    let long_values: String = (0..10)
+        .map(|i| format!("k{i}={}&", "v".repeat(6000)))
+        .collect();
+    let long_values_url = format!("{}?{}", f.url, long_values.trim_end_matches('&'));
+    let mut g = c.benchmark_group("extra_forms");
+    for (name, v, long_url) in [
+        ("off_60k_query", &verifier, &long_url),
+        ("on_60k_query", &extra, &long_url),
+        ("off_60k_values", &verifier, &long_values_url),
+        ("on_60k_values", &extra, &long_values_url),
+    ] {
+        assert!(v
+            .verify_form(long_url, [] as [(&str, &str); 0], WRONG_SIGNATURE, None)
+            .is_err());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                v.verify_form(
+                    black_box(long_url),
+                    [] as [(&str, &str); 0],
+                    black_box(WRONG_SIGNATURE),
+                    None,
+                )
+            });
+        });
+    }
     g.finish();
 }
 

@@ -51,7 +51,7 @@ use tokio::sync::Barrier;
 use tower::ServiceExt;
 use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource, Verifier};
 
-use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
+use crate::app::{sample_customers, AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 
 /// A made-up Auth Token.
 const TOKEN: &str = "5c3e1b7a9d2f4e6a8b0c1d3e5f7a9b2c";
@@ -64,6 +64,9 @@ fn config() -> AppConfig {
         sms_number: Some("+12025550100".to_owned()),
         whatsapp_number: Some("whatsapp:+12025550101".to_owned()),
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: sample_customers(),
+        default_worker: None,
+        conversations_api: None,
     }
 }
 

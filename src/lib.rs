@@ -5,6 +5,9 @@
 
 mod auth;
 mod body;
+#[cfg(feature = "dedupe")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dedupe")))]
+pub mod dedupe;
 mod error;
 mod future;
 mod keys;

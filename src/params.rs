@@ -17,60 +17,137 @@ use crate::error::SignatureErrorKind;
 /// the work a hostile body can cause proportional to what Twilio sends.
 pub(crate) const MAX_PARAMS: usize = 10_000;
 
-/// The decoded pairs of a form body, in body order.
-#[derive(Debug, Default)]
-pub(crate) struct Form {
-    /// Every decoded name and value, one after the other.
-    text: String,
-    pairs: Vec<(Range<usize>, Range<usize>)>,
+/// The decoded pairs of a form body, in body order. A name or value with nothing to decode
+/// is borrowed from the body; the others are decoded into one buffer.
+#[derive(Debug)]
+pub(crate) struct Form<'a> {
+    body: &'a [u8],
+    decoded: Vec<u8>,
+    pairs: Vec<[Part; 2]>,
 }
 
-impl Form {
+/// Where a name or value stands: a range of the body, or, for one holding a `+` or `%`, a
+/// range of the decoded text.
+#[derive(Debug, Clone)]
+struct Part {
+    range: Range<usize>,
+    decoded: bool,
+}
+
+impl<'a> Form<'a> {
     /// Decodes a form body.
     ///
     /// # Errors
     /// [`SignatureErrorKind::MalformedBody`] if a name or value is not UTF-8 once decoded,
     /// or if the body has more than [`MAX_PARAMS`] pairs.
-    pub(crate) fn parse(body: &[u8]) -> Result<Self, SignatureErrorKind> {
-        // Decoding never lengthens text, and a body has at most one pair more than it has
-        // `&`: both are sized once.
-        let mut text = Vec::with_capacity(body.len());
-        let separators = body.iter().filter(|&&b| b == b'&').count();
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, SignatureErrorKind> {
+        // A body has at most one pair more than it has `&`: the list is sized once.
+        let separators = memchr::memchr_iter(b'&', body).count();
         let mut pairs = Vec::with_capacity(separators.min(MAX_PARAMS) + 1);
-        for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-            if pairs.len() == MAX_PARAMS {
-                return Err(SignatureErrorKind::MalformedBody);
+        // First the pairs' bounds, in one pass: where the current pair starts, its first `=`,
+        // and whether its name and its value hold a `+` or `%` to decode.
+        let mut start = 0;
+        let mut eq = None;
+        let mut escaped = [false; 2];
+        let special = |b: &u8| matches!(b, b'&' | b'=' | b'+' | b'%');
+        let mut next = 0;
+        while let Some(offset) = body[next..].iter().position(special) {
+            let i = next + offset;
+            match body[i] {
+                b'&' => {
+                    push_pair(&mut pairs, start..i, eq, escaped)?;
+                    (start, eq, escaped) = (i + 1, None, [false; 2]);
+                }
+                b'=' if eq.is_none() => eq = Some(i),
+                b'=' => {}
+                _ => escaped[usize::from(eq.is_some())] = true,
             }
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-                None => (pair, &[][..]),
-            };
-            let name = decode_into(&mut text, name)?;
-            let value = decode_into(&mut text, value)?;
-            pairs.push((name, value));
+            next = i + 1;
         }
-        // Each piece was checked on its own; so is their concatenation.
-        let text = String::from_utf8(text).map_err(|_| SignatureErrorKind::MalformedBody)?;
-        Ok(Self { text, pairs })
+        push_pair(&mut pairs, start..body.len(), eq, escaped)?;
+
+        // Then the names and values that need it are decoded, and all must be UTF-8. Slices
+        // of a UTF-8 body between ASCII delimiters are UTF-8 themselves.
+        let body_is_text = std::str::from_utf8(body).is_ok();
+        let mut decoded = Vec::new();
+        for part in pairs.iter_mut().flatten() {
+            if part.decoded {
+                part.range = decode_into(&mut decoded, &body[part.range.clone()], body.len())?;
+            } else if !body_is_text {
+                std::str::from_utf8(&body[part.range.clone()])
+                    .map_err(|_| SignatureErrorKind::MalformedBody)?;
+            }
+        }
+        Ok(Self {
+            body,
+            decoded,
+            pairs,
+        })
     }
 
-    /// The pairs, in body order.
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
+    /// The pairs, in body order; each name and value is UTF-8.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let get = |part: &Part| match part.decoded {
+            false => &self.body[part.range.clone()],
+            true => &self.decoded[part.range.clone()],
+        };
         self.pairs
             .iter()
-            .map(|(name, value)| (&self.text[name.clone()], &self.text[value.clone()]))
+            .map(move |[name, value]| (get(name), get(value)))
     }
 }
 
-/// Appends the decoded form of a name or value to `out` and returns where it stands.
-fn decode_into(out: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, SignatureErrorKind> {
+/// Adds the pair at `range` of the body, its first `=` at `eq`, unless it is empty.
+fn push_pair(
+    pairs: &mut Vec<[Part; 2]>,
+    range: Range<usize>,
+    eq: Option<usize>,
+    escaped: [bool; 2],
+) -> Result<(), SignatureErrorKind> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    if pairs.len() == MAX_PARAMS {
+        return Err(SignatureErrorKind::MalformedBody);
+    }
+    let (name, value) = match eq {
+        Some(eq) => (range.start..eq, eq + 1..range.end),
+        None => (range.clone(), range.end..range.end),
+    };
+    pairs.push([
+        Part {
+            range: name,
+            decoded: escaped[0],
+        },
+        Part {
+            range: value,
+            decoded: escaped[1],
+        },
+    ]);
+    Ok(())
+}
+
+/// Appends the decoded form of a name or value to `out` (sized for a body of `body_len`
+/// bytes when first used: decoding never lengthens text) and returns where it stands.
+fn decode_into(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    body_len: usize,
+) -> Result<Range<usize>, SignatureErrorKind> {
+    if out.capacity() == 0 {
+        out.reserve_exact(body_len);
+    }
     let start = out.len();
     // `+` is not a hex digit, so no escape spans one: decode between them.
     for (i, piece) in raw.split(|&b| b == b'+').enumerate() {
         if i > 0 {
             out.push(b' ');
         }
-        out.extend(percent_decode(piece));
+        if piece.contains(&b'%') {
+            out.extend(percent_decode(piece));
+        } else {
+            out.extend_from_slice(piece);
+        }
     }
     std::str::from_utf8(&out[start..]).map_err(|_| SignatureErrorKind::MalformedBody)?;
     Ok(start..out.len())
@@ -78,34 +155,37 @@ fn decode_into(out: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, SignatureE
 
 /// What the parameters add to the signed string: each name followed by its value, sorted
 /// by name then value in byte order, a pair repeated with the same value counted once.
-pub(crate) fn signed_tail<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
-    let mut sorted: Vec<(&[u8], &[u8])> = pairs
+pub(crate) fn signed_tail<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    // Each pair behind its name's first eight bytes as an integer (zero-padded, big-endian),
+    // which orders names as their bytes do: most comparisons end there.
+    let mut sorted: Vec<(u64, &[u8], &[u8])> = pairs
         .into_iter()
-        .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+        .map(|(name, value)| (prefix_key(name), name, value))
         .collect();
     sorted.sort_unstable();
     sorted.dedup();
-    let len = sorted.iter().map(|(n, v)| n.len() + v.len()).sum();
+    let len = sorted.iter().map(|(_, n, v)| n.len() + v.len()).sum();
     let mut tail = Vec::with_capacity(len);
-    for (name, value) in sorted {
+    for (_, name, value) in sorted {
         tail.extend_from_slice(name);
         tail.extend_from_slice(value);
     }
     tail
 }
 
-/// The value of parameter `name`, if the pairs give it exactly one distinct value.
+/// The value of parameter `name`, if the pairs give it exactly one distinct value that is
+/// UTF-8.
 pub(crate) fn single_value<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     name: &str,
 ) -> Option<&'a str> {
     let mut found = None;
     for (k, v) in pairs {
-        if k == name && found.replace(v).is_some_and(|old| old != v) {
+        if k == name.as_bytes() && found.replace(v).is_some_and(|old| old != v) {
             return None;
         }
     }
-    found
+    std::str::from_utf8(found?).ok()
 }
 
 /// The value of parameter `name` in a query string, if it has exactly one distinct value.
@@ -113,7 +193,19 @@ pub(crate) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
         .into_owned()
         .collect();
-    single_value(pairs.iter().map(|(k, v)| (&**k, &**v)), name).map(str::to_owned)
+    single_value(
+        pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        name,
+    )
+    .map(str::to_owned)
+}
+
+/// A name's first eight bytes, zero-padded, as a big-endian integer.
+fn prefix_key(name: &[u8]) -> u64 {
+    let mut eight = [0u8; 8];
+    let n = name.len().min(8);
+    eight[..n].copy_from_slice(&name[..n]);
+    u64::from_be_bytes(eight)
 }
 
 #[cfg(test)]
@@ -125,7 +217,10 @@ mod tests {
     fn parse(bytes: &[u8]) -> Result<Vec<Owned>, SignatureErrorKind> {
         Ok(Form::parse(bytes)?
             .pairs()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .map(|(k, v)| {
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("checked UTF-8");
+                (text(k), text(v))
+            })
             .collect())
     }
 
@@ -240,7 +335,14 @@ mod tests {
     #[test]
     fn canonical_order_and_dedup() {
         let pairs = [("b", "1"), ("B", "2"), ("a", "2"), ("a", "1"), ("a", "2")];
-        assert_eq!(signed_tail(pairs), b"B2a1a2b1");
+        let bytes =
+            |pairs: &[(&'static str, &'static str)]| -> Vec<(&'static [u8], &'static [u8])> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                    .collect()
+            };
+        assert_eq!(signed_tail(bytes(&pairs)), b"B2a1a2b1");
         let names = [
             "MessagingSid",
             "MessageSid",
@@ -254,15 +356,22 @@ mod tests {
         let pairs: Vec<(&str, &str)> = (0..200)
             .map(|i| (names[i * 7 % names.len()], ["1", "", "10", "2"][i % 4]))
             .collect();
-        assert_eq!(signed_tail(pairs.iter().copied()), reference_tail(&pairs));
+        assert_eq!(signed_tail(bytes(&pairs)), reference_tail(&pairs));
     }
 
     #[test]
     fn single_values() {
-        let pairs = [("AccountSid", "AC1"), ("Body", "x"), ("AccountSid", "AC1")];
-        assert_eq!(single_value(pairs, "AccountSid"), Some("AC1"));
+        let bytes =
+            |pairs: &[(&'static str, &'static str)]| -> Vec<(&'static [u8], &'static [u8])> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                    .collect()
+            };
+        let pairs = bytes(&[("AccountSid", "AC1"), ("Body", "x"), ("AccountSid", "AC1")]);
+        assert_eq!(single_value(pairs.clone(), "AccountSid"), Some("AC1"));
         assert_eq!(single_value(pairs, "To"), None);
-        let two = [("AccountSid", "AC1"), ("AccountSid", "AC2")];
+        let two = bytes(&[("AccountSid", "AC1"), ("AccountSid", "AC2")]);
         assert_eq!(single_value(two, "AccountSid"), None);
         assert_eq!(
             query_value(Some("a=1&AccountSid=AC%31&b"), "AccountSid").as_deref(),

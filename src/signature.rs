@@ -65,7 +65,7 @@ where
     let owned: Vec<I::Item> = params.into_iter().collect();
     let tail = signed_tail(owned.iter().map(|item| {
         let (k, v) = item.borrow();
-        (k.as_ref(), v.as_ref())
+        (k.as_ref().as_bytes(), v.as_ref().as_bytes())
     }));
     let mut mac = PreparedMac::new(algorithm, secret.as_bytes()).start();
     mac.update(url.as_bytes());

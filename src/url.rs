@@ -13,7 +13,6 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Request};
 
 use crate::error::{ConfigError, SignatureErrorKind};
-use crate::params::MAX_PARAMS;
 
 /// Where the layer takes the public URL Twilio called from: one explicit choice.
 ///
@@ -469,7 +468,8 @@ impl Candidates {
 
     /// The forms twilio-node 6 also tries, for a plain request: the WHATWG-serialized URL,
     /// and its query re-encoded the way Node's legacy `querystring` module does, each with
-    /// both port forms. Built from the first candidate, only once the others have failed.
+    /// both port forms, less those already among these candidates (`None` if that leaves
+    /// none). Built from the first candidate, only once the others have failed.
     pub(crate) fn extra_forms(&self) -> Option<Self> {
         let (first, candidate) = self.iter().next()?;
         if candidate.query_params || first.starts_with("ws") {
@@ -493,7 +493,17 @@ impl Candidates {
                 extra.push(&form, port, false, true);
             }
         }
-        Some(extra)
+        // Forms that came out the same as one already tried are not tried again.
+        let mut kept = 0;
+        for i in 0..extra.len {
+            let url = &extra.buf[extra.items[i].span.range()];
+            if !self.iter().any(|(tried, _)| tried == url) {
+                extra.items[kept] = extra.items[i];
+                kept += 1;
+            }
+        }
+        extra.len = kept;
+        (kept > 0).then_some(extra)
     }
 }
 
@@ -526,26 +536,36 @@ impl UrlParts<'_> {
 }
 
 /// Percent-encodes the bytes the WHATWG URL serializer escapes in a path or a special query.
-fn whatwg_encode(s: &str, query: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        let escape = b <= 0x20
+fn whatwg_encode(s: &str, query: bool) -> Cow<'_, str> {
+    let escape = |b: u8| {
+        b <= 0x20
             || b >= 0x7f
             || matches!(b, b'"' | b'#' | b'<' | b'>')
             || (query && b == b'\'')
-            || (!query && matches!(b, b'?' | b'`' | b'{' | b'}'));
-        if escape {
+            || (!query && matches!(b, b'?' | b'`' | b'{' | b'}'))
+    };
+    if !s.bytes().any(escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for b in s.bytes() {
+        if escape(b) {
             out.push_str(&format!("%{b:02X}"));
         } else {
-            out.push(b as char);
+            // Only ASCII is left unescaped.
+            out.push(char::from(b));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Node's `querystring.stringify(querystring.parse(q))`: pairs decoded, grouped by key in
 /// order of first appearance, re-encoded with `encodeURIComponent`'s set. `None` for a query
-/// of more pairs than a form may have, which no back end signs this way.
+/// of more than [`LEGACY_MAX_PAIRS`] pairs: the form is for webhook URLs configured with a
+/// few query parameters, and a client must not be able to make it costly.
+/// The most query pairs re-encoded the legacy way.
+const LEGACY_MAX_PAIRS: usize = 100;
+
 fn legacy_querystring(q: &str) -> Option<String> {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
@@ -557,30 +577,27 @@ fn legacy_querystring(q: &str) -> Option<String> {
         .remove(b'\'')
         .remove(b'(')
         .remove(b')');
-    let mut groups: Vec<(Cow<'_, str>, Vec<Cow<'_, str>>)> = Vec::new();
-    let mut index: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    // Each pair with the rank of its key's first appearance; a stable sort by rank then
+    // groups the keys and keeps each key's values in order.
+    let mut ranks: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    let mut pairs = Vec::new();
     for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-        if index.len() == MAX_PARAMS {
+        if pairs.len() == LEGACY_MAX_PAIRS {
             return None;
         }
-        match index.get(&k) {
-            Some(&i) => groups[i].1.push(v),
-            None => {
-                index.insert(k.clone(), groups.len());
-                groups.push((k, vec![v]));
-            }
-        }
+        let next = ranks.len();
+        let rank = *ranks.entry(k.clone()).or_insert(next);
+        pairs.push((rank, k, v));
     }
+    pairs.sort_by_key(|&(rank, _, _)| rank);
     let mut out = String::with_capacity(q.len());
-    for (k, vs) in &groups {
-        for v in vs {
-            if !out.is_empty() {
-                out.push('&');
-            }
-            out.extend(percent_encoding::utf8_percent_encode(k, KEEP));
-            out.push('=');
-            out.extend(percent_encoding::utf8_percent_encode(v, KEEP));
+    for (_, k, v) in &pairs {
+        if !out.is_empty() {
+            out.push('&');
         }
+        out.extend(percent_encoding::utf8_percent_encode(k, KEEP));
+        out.push('=');
+        out.extend(percent_encoding::utf8_percent_encode(v, KEEP));
     }
     Some(out)
 }
@@ -938,6 +955,18 @@ mod tests {
         let mut ws = parts("https://a.com/media?x=1");
         ws.websocket = true;
         assert!(Candidates::build(&ws).extra_forms().is_none());
+        // Forms equal to the ordinary ones are not tried again.
+        assert!(Candidates::build(&parts("https://a.com/p?a=1&b=2"))
+            .extra_forms()
+            .is_none());
+        let regrouped = Candidates::build(&parts("https://a.com/p?a=1&b=2&a=3"));
+        assert_eq!(
+            urls(&regrouped.extra_forms().unwrap()),
+            [
+                "https://a.com/p?a=1&a=3&b=2",
+                "https://a.com:443/p?a=1&a=3&b=2"
+            ]
+        );
     }
 
     #[test]
@@ -946,7 +975,7 @@ mod tests {
             legacy_querystring("b=2&a=1&b=3&c&a=x%20y").as_deref(),
             Some("b=2&b=3&a=1&a=x%20y&c=")
         );
-        let many: String = (0..MAX_PARAMS).map(|i| format!("k{i}=&")).collect();
+        let many: String = (0..LEGACY_MAX_PAIRS).map(|i| format!("k{i}=&")).collect();
         assert!(legacy_querystring(&many).is_some());
         let over = format!("{many}extra=1");
         assert_eq!(legacy_querystring(&over), None);

@@ -248,7 +248,7 @@ impl Verifier {
         let owned: Vec<I::Item> = params.into_iter().collect();
         let pairs = owned.iter().map(|item| {
             let (k, v) = item.borrow();
-            (k.as_ref(), v.as_ref())
+            (k.as_ref().as_bytes(), v.as_ref().as_bytes())
         });
         let tail = signed_tail(pairs.clone());
         let account = single_value(pairs, ACCOUNT_SID);
@@ -346,7 +346,7 @@ impl Verifier {
         let query_tail = candidates.query_params().map(|query| {
             let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
                 form_urlencoded::parse(query.as_bytes()).collect();
-            signed_tail(pairs.iter().map(|(k, v)| (&**k, &**v)))
+            signed_tail(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
         });
         // Runs `find` over the candidates, then, if enabled, over the extra URL forms.
         let attempt = |find: &Finder<'_>| {

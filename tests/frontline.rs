@@ -13,7 +13,11 @@ mod checks;
 #[path = "../examples/frontline/config.rs"]
 mod config;
 
+mod common;
+
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,11 +31,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource};
 
 use crate::app::{
-    AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT, SAMPLE_CUSTOMERS,
+    sample_customers, AppConfig, AppState, ConversationUpdate, KEPT_UPDATES, REQUEST_BODY_TIMEOUT,
 };
 use crate::checks::{Expect, Target, Transport};
+use crate::common::{basic, Logs};
 
 const TOKEN: &str = "12345678901234567890123456789012";
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const OTHER_TOKEN: &str = "abcdefabcdefabcdefabcdefabcdefab";
 const SMS: &str = "+12025550100";
 const WHATSAPP: &str = "whatsapp:+12025550101";
@@ -41,6 +47,9 @@ fn default_config() -> AppConfig {
         sms_number: Some(SMS.to_owned()),
         whatsapp_number: Some(WHATSAPP.to_owned()),
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: sample_customers(),
+        default_worker: None,
+        conversations_api: None,
     }
 }
 
@@ -228,7 +237,7 @@ async fn walk(server: &Server, page_size: usize, query: Option<&str>) -> Vec<Vec
         }
         anchor = page.last().cloned();
         pages.push(page);
-        assert!(pages.len() <= SAMPLE_CUSTOMERS.len(), "the anchors loop");
+        assert!(pages.len() <= sample_customers().len(), "the anchors loop");
     }
 }
 
@@ -292,27 +301,28 @@ async fn customer_details() {
 
 #[test]
 fn sample_book_covers_every_channel() {
-    assert!(SAMPLE_CUSTOMERS.len() >= 5);
+    let book = sample_customers();
+    assert!(book.len() >= 5);
     for kind in ["sms", "whatsapp", "chat"] {
         assert!(
-            SAMPLE_CUSTOMERS
-                .iter()
+            book.iter()
                 .any(|c| c.channels.iter().any(|ch| ch.kind == kind)),
             "no {kind} channel"
         );
     }
-    assert!(SAMPLE_CUSTOMERS
+    assert!(book
         .iter()
-        .all(|c| !c.details.content.is_empty()));
-    assert!(SAMPLE_CUSTOMERS.iter().any(|c| !c.links.is_empty()));
+        .all(|c| c.details.as_ref().is_some_and(|d| !d.content.is_empty())));
+    assert!(book.iter().any(|c| !c.links.is_empty()));
+    assert!(book.iter().all(|c| c.avatar.is_some()));
 }
 
 #[tokio::test]
 async fn customers_list_pages_follow_the_anchor() {
     let server = Server::start().await;
-    let all: Vec<String> = SAMPLE_CUSTOMERS
+    let all: Vec<String> = sample_customers()
         .iter()
-        .map(|c| c.customer_id.to_owned())
+        .map(|c| c.customer_id.clone())
         .collect();
 
     let first = list_page(&server, "3", None, None).await;
@@ -497,17 +507,22 @@ async fn routing_assigns_the_customers_worker() {
             "worker": "alice@example.com",
         })
     );
-    server
-        .assert_error(
+    // Without a default worker, a new customer's conversation is answered, not routed.
+    let (status, body) = server
+        .post(
             "/callbacks/routing",
             &[
                 ("ConversationSid", "CH2"),
                 ("MessagingBinding.Address", "+19995550100"),
             ],
-            StatusCode::NOT_FOUND,
-            "+19995550100",
+            Sig::Valid,
         )
         .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({ "conversation_sid": "CH2", "customer_id": null, "worker": null })
+    );
     assert_eq!(
         server.state.updates(),
         [ConversationUpdate::AddWorker {
@@ -515,6 +530,71 @@ async fn routing_assigns_the_customers_worker() {
             worker: "alice@example.com".to_owned(),
         }]
     );
+}
+
+#[tokio::test]
+async fn routing_sends_new_customers_to_the_default_worker() {
+    let server = Server::start_with(AppConfig {
+        default_worker: Some("frontdesk@example.com".to_owned()),
+        ..default_config()
+    })
+    .await;
+    let route = |sid: &'static str, address: &'static str| {
+        [
+            ("ConversationSid", sid),
+            ("MessagingBinding.Address", address),
+        ]
+    };
+    // A number, a WhatsApp address and a chat identity that no customer has.
+    let (status, body) = server
+        .post(
+            "/callbacks/routing",
+            &route("CH5", "+19995550100"),
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({ "conversation_sid": "CH5", "customer_id": null, "worker": "frontdesk@example.com" })
+        )
+    );
+    for (sid, address) in [("CH6", "whatsapp:+12025550122"), ("CH7", "someone.new")] {
+        let (status, _) = server
+            .post("/callbacks/routing", &route(sid, address), Sig::Valid)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{address}");
+    }
+    // A known customer still goes to their own worker.
+    let (_, body) = server
+        .post(
+            "/callbacks/routing",
+            &route("CH8", "+12025550166"),
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(body["worker"], "carol@example.com");
+    assert_eq!(body["customer_id"], "6");
+    let routed: Vec<(String, String)> = server
+        .state
+        .updates()
+        .into_iter()
+        .map(|u| match u {
+            ConversationUpdate::AddWorker {
+                conversation_sid,
+                worker,
+            } => (conversation_sid, worker),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let expected = [
+        ("CH5", "frontdesk@example.com"),
+        ("CH6", "frontdesk@example.com"),
+        ("CH7", "frontdesk@example.com"),
+        ("CH8", "carol@example.com"),
+    ];
+    assert_eq!(routed, expected.map(|(c, w)| (c.to_owned(), w.to_owned())));
 }
 
 /// A service that runs for months keeps the latest updates only, and still counts them all.
@@ -616,6 +696,8 @@ async fn conversations_webhooks() {
             conversation_sid: "CH3".to_owned(),
             participant_sid: "MB1".to_owned(),
             customer_id: "4".to_owned(),
+            display_name: "Dmitri Volkov".to_owned(),
+            avatar: Some("https://example.com/avatars/dmitri-volkov.png".to_owned()),
         }]
     );
 }
@@ -967,14 +1049,11 @@ async fn check_endpoint_reports_a_server_that_is_not_there() {
 
 #[tokio::test]
 async fn check_endpoint_through_curl() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("curl is not installed; the curl transport is not checked");
-        return;
-    }
+    let curl = std::process::Command::new("curl").arg("--version").output();
+    assert!(
+        curl.is_ok(),
+        "curl is needed for this test: install it (apt-get install curl)"
+    );
     let server = Server::start().await;
     let target = Target::parse(&server.url("/callbacks/crm")).unwrap();
     let reports = checks::run(&target, TOKEN, Transport::Curl).await;
@@ -1024,6 +1103,47 @@ async fn check_endpoint_sends_basic_credentials_and_signs_without_them() {
     assert!(checks::hints(&reports).iter().any(|h| h.contains("Basic")));
 }
 
+#[tokio::test]
+async fn check_endpoint_signs_for_the_public_url_and_sends_elsewhere() {
+    // The service expects the public URL; nothing listens at its host.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = TwilioSignatureLayer::new(TOKEN)
+        .unwrap()
+        .url_source(UrlSource::base_url("https://hooks.example.com").unwrap());
+    let _server = Server::serve(listener, layer, default_config()).await;
+    let public = Target::parse("https://hooks.example.com/callbacks/crm").unwrap();
+    let with_path = public
+        .clone()
+        .with_send_to(&format!("http://{addr}/callbacks"))
+        .unwrap_err();
+    assert!(
+        with_path.contains("only a scheme, host and port"),
+        "{with_path}"
+    );
+    assert!(public
+        .clone()
+        .with_send_to("http://u:p@127.0.0.1:1")
+        .is_err());
+    let target = public.with_send_to(&format!("http://{addr}")).unwrap();
+    assert!(!target.is_https());
+    assert_eq!(
+        target.destination("https://hooks.example.com/callbacks/crm?x=1"),
+        (
+            format!("http://{addr}/callbacks/crm?x=1"),
+            Some("hooks.example.com".to_owned())
+        )
+    );
+    let reports = checks::run(&target, TOKEN, Transport::Hyper).await;
+    assert_eq!(reports.len(), 9);
+    for report in &reports {
+        assert!(report.passed(), "{report}");
+    }
+    // Signed with another token, every probe is refused: the checks reached the service.
+    let wrong = checks::run(&target, OTHER_TOKEN, Transport::Hyper).await;
+    assert!(wrong.iter().all(|r| r.got == Ok(StatusCode::FORBIDDEN)));
+}
+
 // ----- configuration from the environment -----
 
 fn env(pairs: &[(&'static str, &str)]) -> impl Fn(&'static str) -> Option<String> {
@@ -1037,24 +1157,33 @@ fn env(pairs: &[(&'static str, &str)]) -> impl Fn(&'static str) -> Option<String
     }
 }
 
-fn load(pairs: &[(&'static str, &str)]) -> Result<config::Settings, config::BadValue> {
-    config::from_lookup(env(pairs), config::random_token)
+fn load(pairs: &[(&'static str, &str)]) -> Result<config::Settings, config::server::BadValue> {
+    config::from_lookup(env(pairs), config::server::random_token)
 }
 
 #[test]
 fn config_without_a_token_is_the_demo() {
     let settings = load(&[]).unwrap();
-    assert!(settings.demo);
-    assert_eq!(settings.url_mode, config::UrlMode::Demo);
+    assert!(settings.server.demo);
+    assert_eq!(settings.server.url_mode, config::server::UrlMode::Demo);
     assert_eq!(
-        settings.bind_addr,
+        settings.server.bind_addr,
         "127.0.0.1:3000".parse::<SocketAddr>().unwrap()
     );
-    assert_eq!(settings.auth_token.len(), 32);
-    assert!(settings.auth_token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        settings.default_worker.as_deref(),
+        Some(config::DEMO_DEFAULT_WORKER)
+    );
+    assert!(settings.conversations_api.is_none());
+    assert_eq!(settings.server.auth_token.len(), 32);
+    assert!(settings
+        .server
+        .auth_token
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit()));
     assert_ne!(
-        settings.auth_token,
-        load(&[]).unwrap().auth_token,
+        settings.server.auth_token,
+        load(&[]).unwrap().server.auth_token,
         "not random"
     );
     assert_eq!(settings.sms_number.as_deref(), Some("+12025550100"));
@@ -1064,13 +1193,14 @@ fn config_without_a_token_is_the_demo() {
     );
     let bound: SocketAddr = "127.0.0.1:3000".parse().unwrap();
     assert!(settings
+        .server
         .describe_url_mode(bound)
         .contains("http://127.0.0.1:3000"));
     let text = settings.demo_instructions(bound);
     assert!(text.contains("DEMO MODE"));
     assert!(text.contains(&format!(
         "TWILIO_AUTH_TOKEN={} cargo run --example check_endpoint -- http://127.0.0.1:3000/callbacks/crm",
-        settings.auth_token
+        settings.server.auth_token
     )));
     let request = settings.demo_request(bound);
     assert!(text.contains(&format!(
@@ -1080,7 +1210,7 @@ fn config_without_a_token_is_the_demo() {
 
     // Ignored, but still checked.
     let settings = load(&[("PUBLIC_BASE_URL", "https://hooks.example.com")]).unwrap();
-    assert_eq!(settings.url_mode, config::UrlMode::Demo);
+    assert_eq!(settings.server.url_mode, config::server::UrlMode::Demo);
     assert!(settings.warnings[0].contains("ignored in demo mode"));
     assert!(load(&[("PUBLIC_BASE_URL", "https://hooks.example.com/?q=1")]).is_err());
 }
@@ -1088,9 +1218,9 @@ fn config_without_a_token_is_the_demo() {
 #[tokio::test]
 async fn the_demo_instructions_work_against_the_demo() {
     let settings = load(&[("BIND_ADDR", "127.0.0.1:0")]).unwrap();
-    let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+    let listener = TcpListener::bind(settings.server.bind_addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
-    let layer = settings.signature_layer(bound).unwrap();
+    let layer = settings.server.signature_layer(bound).unwrap();
     let server = Server::serve(listener, layer, default_config()).await;
 
     let demo = settings.demo_request(bound);
@@ -1105,7 +1235,7 @@ async fn the_demo_instructions_work_against_the_demo() {
     assert_eq!(ids(&body), ["1", "2", "3"]);
 
     let target = Target::parse(&demo.url).unwrap();
-    let reports = checks::run(&target, &settings.auth_token, Transport::Hyper).await;
+    let reports = checks::run(&target, &settings.server.auth_token, Transport::Hyper).await;
     assert!(reports.iter().all(checks::Report::passed));
 }
 
@@ -1117,13 +1247,21 @@ fn config_with_a_token() {
         ("BIND_ADDR", "0.0.0.0:8080"),
         ("TWILIO_SMS_NUMBER", "+15005550006"),
         ("TWILIO_WHATSAPP_NUMBER", "+15005550007"),
+        ("FRONTLINE_DEFAULT_WORKER", " frontdesk@example.com "),
     ])
     .unwrap();
-    assert!(!settings.demo);
-    assert_eq!(settings.auth_token, TOKEN);
+    assert!(!settings.server.demo);
     assert_eq!(
-        settings.url_mode,
-        config::UrlMode::Fixed("https://abc.ngrok.app".to_owned())
+        settings.default_worker.as_deref(),
+        Some("frontdesk@example.com")
+    );
+    assert!(settings.conversations_api.is_none());
+    assert!(settings.describe_api().contains("recorded"));
+    assert_eq!(settings.customers, sample_customers());
+    assert_eq!(settings.server.auth_token, TOKEN);
+    assert_eq!(
+        settings.server.url_mode,
+        config::server::UrlMode::Fixed("https://abc.ngrok.app".to_owned())
     );
     assert!(settings.warnings.is_empty());
     assert_eq!(settings.sms_number.as_deref(), Some("+15005550006"));
@@ -1133,14 +1271,26 @@ fn config_with_a_token() {
     );
 
     let settings = load(&[("TWILIO_AUTH_TOKEN", TOKEN)]).unwrap();
-    assert_eq!(settings.url_mode, config::UrlMode::HostHeader);
+    assert_eq!(
+        settings.server.url_mode,
+        config::server::UrlMode::HostHeader
+    );
     assert!(
         settings.warnings[0].contains("Host header"),
         "{:?}",
         settings.warnings
     );
+    assert_eq!(settings.default_worker, None);
+    assert!(
+        settings.warnings[1].contains("FRONTLINE_DEFAULT_WORKER"),
+        "{:?}",
+        settings.warnings
+    );
     let settings = load(&[("TWILIO_AUTH_TOKEN", TOKEN), ("TRUST_FORWARDED_HOPS", "2")]).unwrap();
-    assert_eq!(settings.url_mode, config::UrlMode::XForwarded(2));
+    assert_eq!(
+        settings.server.url_mode,
+        config::server::UrlMode::XForwarded(2)
+    );
 
     // Empty disables a channel; an already prefixed WhatsApp number is kept.
     let settings = load(&[
@@ -1202,6 +1352,54 @@ fn config_bad_values_name_the_variable() {
             "TRUST_FORWARDED_HOPS",
         ),
         (&[("TWILIO_AUTH_TOKEN", "")], "TWILIO_AUTH_TOKEN"),
+        (
+            &[("FRONTLINE_DEFAULT_WORKER", " ")],
+            "FRONTLINE_DEFAULT_WORKER",
+        ),
+        (
+            &[("FRONTLINE_CUSTOMERS_FILE", "/nonexistent/customers.json")],
+            "FRONTLINE_CUSTOMERS_FILE",
+        ),
+        // The API needs the account's own Auth Token, not the demo's.
+        (&[("TWILIO_ACCOUNT_SID", ACCOUNT_SID)], "TWILIO_ACCOUNT_SID"),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_ACCOUNT_SID", "AC123"),
+            ],
+            "TWILIO_ACCOUNT_SID",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_ACCOUNT_SID", "ACzz345678901234567890123456789012"),
+            ],
+            "TWILIO_ACCOUNT_SID",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+                ("TWILIO_API_BASE_URL", "ftp://api.example.com"),
+            ],
+            "TWILIO_API_BASE_URL",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+                ("TWILIO_API_BASE_URL", "https://u:p@api.example.com"),
+            ],
+            "TWILIO_API_BASE_URL",
+        ),
+        (
+            &[
+                ("TWILIO_AUTH_TOKEN", TOKEN),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+                ("TWILIO_API_BASE_URL", "not a url"),
+            ],
+            "TWILIO_API_BASE_URL",
+        ),
         (&[("TWILIO_SMS_NUMBER", "555-0100")], "TWILIO_SMS_NUMBER"),
         (
             &[("TWILIO_WHATSAPP_NUMBER", "whatsapp:")],
@@ -1263,7 +1461,7 @@ async fn config_trusting_forwarded_headers() {
     let bound = listener.local_addr().unwrap();
     let server = Server::serve(
         listener,
-        settings.signature_layer(bound).unwrap(),
+        settings.server.signature_layer(bound).unwrap(),
         default_config(),
     )
     .await;
@@ -1315,10 +1513,10 @@ async fn demo_with_http_authentication() {
             ("WEBHOOK_PASSWORD", "it's secret"),
         ])
         .unwrap();
-        assert!(settings.demo);
-        let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+        assert!(settings.server.demo);
+        let listener = TcpListener::bind(settings.server.bind_addr).await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let layer = settings.signature_layer(bound).unwrap();
+        let layer = settings.server.signature_layer(bound).unwrap();
         let _server = Server::serve(listener, layer, default_config()).await;
 
         let demo = settings.demo_request(bound);
@@ -1351,7 +1549,7 @@ async fn demo_with_http_authentication() {
                 "{text}"
             );
             let target = Target::parse(&checked_url).unwrap();
-            let reports = checks::run(&target, &settings.auth_token, Transport::Hyper).await;
+            let reports = checks::run(&target, &settings.server.auth_token, Transport::Hyper).await;
             assert!(reports.iter().all(checks::Report::passed));
         } else {
             assert!(
@@ -1369,16 +1567,16 @@ async fn report_only_serves_bad_signatures() {
         ("TWILIO_SIGNATURE_REPORT_ONLY", "true"),
     ])
     .unwrap();
-    assert!(settings.report_only);
+    assert!(settings.server.report_only);
     assert!(settings
         .warnings
         .iter()
         .any(|w| w.contains("TWILIO_SIGNATURE_REPORT_ONLY")));
-    let listener = TcpListener::bind(settings.bind_addr).await.unwrap();
+    let listener = TcpListener::bind(settings.server.bind_addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
     let server = Server::serve(
         listener,
-        settings.signature_layer(bound).unwrap(),
+        settings.server.signature_layer(bound).unwrap(),
         default_config(),
     )
     .await;
@@ -1392,10 +1590,688 @@ async fn report_only_serves_bad_signatures() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body), ["1", "2", "3"]);
     // Off unless asked for.
-    assert!(!load(&[]).unwrap().report_only);
+    assert!(!load(&[]).unwrap().server.report_only);
     assert!(
         !load(&[("TWILIO_SIGNATURE_REPORT_ONLY", "false")])
             .unwrap()
+            .server
             .report_only
+    );
+}
+
+/// A file in the system's temporary directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("frontline-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const ONE_CUSTOMER: &str = r#"[{
+    "customer_id": "crm-42",
+    "display_name": "Zoe Quinn",
+    "channels": [{ "type": "sms", "value": "+12025550199" }],
+    "worker": "dana@example.com"
+}]"#;
+
+#[tokio::test]
+async fn config_reads_the_customer_book_from_a_file() {
+    let file = TempFile::new("book.json", ONE_CUSTOMER);
+    let settings = load(&[("FRONTLINE_CUSTOMERS_FILE", file.path())]).unwrap();
+    assert_eq!(settings.customers_source, file.path());
+    assert_eq!(settings.customers.len(), 1);
+    let customer = &settings.customers[0];
+    assert_eq!(customer.customer_id, "crm-42");
+    assert_eq!(customer.worker, "dana@example.com");
+    assert!(customer.links.is_empty() && customer.avatar.is_none() && customer.details.is_none());
+
+    // The service answers from that book; optional fields are left out, not null.
+    let server = Server::start_with(AppConfig {
+        customers: settings.customers.clone(),
+        ..default_config()
+    })
+    .await;
+    let (status, body) = server
+        .post(
+            "/callbacks/crm",
+            &[
+                ("Location", "GetCustomerDetailsByCustomerId"),
+                ("CustomerId", "crm-42"),
+                ("Worker", "dana@example.com"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["objects"]["customer"],
+        json!({
+            "customer_id": "crm-42",
+            "display_name": "Zoe Quinn",
+            "channels": [{ "type": "sms", "value": "+12025550199" }],
+            "links": [],
+        })
+    );
+    assert_eq!(ids(&list_page(&server, "10", None, None).await), ["crm-42"]);
+    let (_, body) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH1"),
+                ("MessagingBinding.Address", "+12025550199"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(body["worker"], "dana@example.com");
+    // Ana Souza of the sample book is not in this one.
+    let (status, _) = server
+        .post(
+            "/callbacks/templates",
+            &[
+                ("Location", "GetTemplatesByCustomerId"),
+                ("CustomerId", "1"),
+                ("Worker", "w"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn config_refuses_a_malformed_customer_book_in_one_line() {
+    let cases = [
+        ("not-json", "[{", "EOF"),
+        ("object", r#"{"customers": []}"#, "expected a sequence"),
+        ("empty", "[]", "no customer"),
+        (
+            "missing-worker",
+            r#"[{"customer_id":"1","display_name":"A","channels":[]}]"#,
+            "worker",
+        ),
+        (
+            "unknown-field",
+            r#"[{"customer_id":"1","display_name":"A","channels":[],"worker":"w","wroker":"x"}]"#,
+            "wroker",
+        ),
+        (
+            "duplicate-id",
+            r#"[{"customer_id":"1","display_name":"A","channels":[],"worker":"w"},
+                {"customer_id":"1","display_name":"B","channels":[],"worker":"w"}]"#,
+            "used twice",
+        ),
+        (
+            "blank-name",
+            r#"[{"customer_id":"1","display_name":" ","channels":[],"worker":"w"}]"#,
+            "display_name is empty",
+        ),
+        (
+            "channel-type",
+            r#"[{"customer_id":"1","display_name":"A","channels":[{"type":"fax","value":"1"}],"worker":"w"}]"#,
+            "fax",
+        ),
+    ];
+    for (name, json, word) in cases {
+        let file = TempFile::new(&format!("{name}.json"), json);
+        let err = load(&[("FRONTLINE_CUSTOMERS_FILE", file.path())]).expect_err(name);
+        assert_eq!(err.variable, "FRONTLINE_CUSTOMERS_FILE", "{name}");
+        let line = err.to_string();
+        assert!(
+            line.starts_with("FRONTLINE_CUSTOMERS_FILE: ") && !line.contains('\n'),
+            "{name}: {line:?}"
+        );
+        assert!(line.contains(file.path()), "{name}: {line}");
+        assert!(
+            line.contains(word),
+            "{name}: {line} should mention {word:?}"
+        );
+    }
+}
+
+#[test]
+fn config_with_an_account_sid_makes_the_api_calls() {
+    let settings = load(&[
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+    ])
+    .unwrap();
+    let api = settings.conversations_api.as_ref().unwrap();
+    assert_eq!(api.base_url(), "https://conversations.twilio.com/");
+    assert_eq!(api.account_sid(), ACCOUNT_SID);
+    let described = settings.describe_api();
+    assert!(
+        described.contains("https://conversations.twilio.com/") && described.contains(ACCOUNT_SID),
+        "{described}"
+    );
+    assert!(
+        !format!("{settings:?}").contains(TOKEN),
+        "the Auth Token is printed"
+    );
+
+    let settings = load(&[
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:9/twilio"),
+    ])
+    .unwrap();
+    assert_eq!(
+        settings.conversations_api.unwrap().base_url(),
+        "http://127.0.0.1:9/twilio"
+    );
+
+    // Without the SID, the base URL is unused, and said so.
+    let settings = load(&[
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:9"),
+    ])
+    .unwrap();
+    assert!(settings.conversations_api.is_none());
+    assert!(settings
+        .warnings
+        .iter()
+        .any(|w| w.contains("TWILIO_API_BASE_URL is ignored")));
+}
+
+/// The example binary that `cargo test` builds beside the test binaries.
+fn example_binary(name: &str) -> Option<std::path::PathBuf> {
+    let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let path = deps
+        .parent()?
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+#[test]
+fn the_binary_stops_on_a_malformed_customer_book() {
+    let binary = example_binary("frontline").expect(
+        "the frontline example is not built: `cargo test` builds it with the tests \
+         (`cargo test --test frontline` alone does not)",
+    );
+    let file = TempFile::new("startup.json", r#"[{"customer_id": 1}]"#);
+    let output = std::process::Command::new(binary)
+        .env_clear()
+        .env("FRONTLINE_CUSTOMERS_FILE", file.path())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with(&format!(
+            "frontline: FRONTLINE_CUSTOMERS_FILE: {}: ",
+            file.path()
+        )),
+        "{stderr:?}"
+    );
+    assert!(output.stdout.is_empty(), "it started: {output:?}");
+}
+
+#[test]
+fn the_binary_logs_why_a_webhook_was_refused() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let binary = example_binary("frontline").expect(
+        "the frontline example is not built: `cargo test` builds it with the tests \
+         (`cargo test --test frontline` alone does not)",
+    );
+    let mut child = std::process::Command::new(binary)
+        .env_clear()
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo prints where it listens on its first line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let bound = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&bound).unwrap();
+    let body = "Location=GetCustomersList&Worker=w%40example.com&PageSize=3";
+    write!(
+        stream,
+        "POST /callbacks/crm HTTP/1.1\r\nHost: {bound}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    child.kill().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Twilio webhook rejected"))
+        .unwrap_or_else(|| panic!("no rejection logged: {stderr}"));
+    assert!(line.contains("kind=Mismatch"), "{line}");
+    assert!(
+        line.contains(&format!("http://{bound}/callbacks/crm")),
+        "{line}"
+    );
+    // Not a terminal: no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+// ----- the Conversations API, against a stand-in on a loopback port -----
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+struct ApiRequest {
+    method: Method,
+    path: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    form: Vec<(String, String)>,
+}
+
+/// A stand-in for the Conversations API: it records each request, refuses wrong
+/// credentials with 401 as Twilio does, and otherwise answers the next scripted status
+/// (201 once the script is used up). With a gate, it holds each answer until the test
+/// opens it.
+struct StandIn {
+    base_url: String,
+    received: tokio::sync::mpsc::UnboundedReceiver<ApiRequest>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl StandIn {
+    async fn start(script: &[u16], gated: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(if gated {
+            0
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        }));
+        let expected_auth = basic(ACCOUNT_SID, TOKEN);
+        let handler = {
+            let gate = Arc::clone(&gate);
+            move |request: axum::extract::Request| async move {
+                let (parts, body) = request.into_parts();
+                let header = |name: header::HeaderName| {
+                    parts
+                        .headers
+                        .get(name)
+                        .map(|v| v.to_str().unwrap().to_owned())
+                };
+                let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap();
+                let received = ApiRequest {
+                    method: parts.method.clone(),
+                    path: parts.uri.path().to_owned(),
+                    authorization: header(header::AUTHORIZATION),
+                    content_type: header(header::CONTENT_TYPE),
+                    form: form_urlencoded::parse(&bytes).into_owned().collect(),
+                };
+                let authorized = received.authorization.as_deref() == Some(&*expected_auth);
+                tx.send(received).unwrap();
+                gate.acquire().await.unwrap().forget();
+                if !authorized {
+                    return (StatusCode::UNAUTHORIZED, r#"{"code":20003}"#);
+                }
+                let status = script.lock().unwrap().pop_front().unwrap_or(201);
+                (StatusCode::from_u16(status).unwrap(), r#"{"sid":"MB0"}"#)
+            }
+        };
+        let router = axum::Router::new().fallback(handler);
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            base_url: format!("http://{addr}"),
+            received,
+            gate,
+        }
+    }
+
+    /// The next request, waiting for it a few seconds at most.
+    async fn next(&mut self) -> ApiRequest {
+        tokio::time::timeout(Duration::from_secs(5), self.received.recv())
+            .await
+            .expect("no API call arrived")
+            .unwrap()
+    }
+
+    /// Asserts no further request arrives within a short while.
+    async fn assert_quiet(&mut self) {
+        let more = tokio::time::timeout(Duration::from_millis(300), self.received.recv()).await;
+        assert!(more.is_err(), "one more API call: {more:?}");
+    }
+
+    fn open(&self) {
+        self.gate.add_permits(100);
+    }
+
+    /// The app, with its API calls going to this stand-in as `account_sid`.
+    async fn app(&self, account_sid: &str, attempts: u32) -> Server {
+        let base = reqwest::Url::parse(&self.base_url).unwrap();
+        let api = app::ConversationsApi::new(base, account_sid, TOKEN)
+            .unwrap()
+            .with_retries(attempts, Duration::from_millis(20));
+        Server::start_with(AppConfig {
+            conversations_api: Some(api),
+            default_worker: Some("frontdesk@example.com".to_owned()),
+            ..default_config()
+        })
+        .await
+    }
+}
+
+fn form_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn routing_adds_the_worker_through_the_api_after_answering() {
+    let mut api = StandIn::start(&[], true).await;
+    let server = api.app(ACCOUNT_SID, 3).await;
+    let params = [
+        ("ConversationSid", "CH11111111111111111111111111111111"),
+        ("MessagingBinding.Address", "+12025550133"),
+    ];
+    // The stand-in holds its answer: the callback is answered all the same.
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(5),
+        server.post("/callbacks/routing", &params, Sig::Valid),
+    )
+    .await
+    .expect("the callback waited for the API call");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["worker"], "bob@example.com");
+
+    let call = api.next().await;
+    assert_eq!(call.method, Method::POST);
+    assert_eq!(
+        call.path,
+        "/v1/Conversations/CH11111111111111111111111111111111/Participants"
+    );
+    assert_eq!(call.authorization, Some(basic(ACCOUNT_SID, TOKEN)));
+    assert_eq!(
+        call.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(call.form, form_pairs(&[("Identity", "bob@example.com")]));
+    assert_eq!(
+        server.state.api_calls(),
+        (0, 0),
+        "counted before the answer"
+    );
+    api.open();
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(server.state.api_calls(), (1, 0));
+
+    // A new customer goes to the default worker, through the API too.
+    let (status, _) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH2"),
+                ("MessagingBinding.Address", "+19995550100"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let call = api.next().await;
+    assert_eq!(call.path, "/v1/Conversations/CH2/Participants");
+    assert_eq!(
+        call.form,
+        form_pairs(&[("Identity", "frontdesk@example.com")])
+    );
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(server.state.api_calls(), (2, 0));
+    api.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn a_customer_participant_is_tied_to_its_customer_id_through_the_api() {
+    let mut api = StandIn::start(&[], false).await;
+    let server = api.app(ACCOUNT_SID, 3).await;
+    let (status, _) = server
+        .post(
+            "/callbacks/conversations",
+            &[
+                ("EventType", "onParticipantAdded"),
+                ("ConversationSid", "CH3"),
+                ("ParticipantSid", "MB7"),
+                ("MessagingBinding.Address", "whatsapp:+12025550133"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let call = api.next().await;
+    assert_eq!(call.method, Method::POST);
+    assert_eq!(call.path, "/v1/Conversations/CH3/Participants/MB7");
+    assert_eq!(call.authorization, Some(basic(ACCOUNT_SID, TOKEN)));
+    assert_eq!(call.form.len(), 1, "{:?}", call.form);
+    assert_eq!(call.form[0].0, "Attributes");
+    let attributes: Value = serde_json::from_str(&call.form[0].1).unwrap();
+    assert_eq!(
+        attributes,
+        json!({
+            "customer_id": "3",
+            "display_name": "Chloé Martin",
+            "avatar": "https://example.com/avatars/chloe-martin.png",
+        })
+    );
+
+    // A worker joining, or an address in no customer's channels, calls nothing.
+    for params in [
+        [
+            ("EventType", "onParticipantAdded"),
+            ("ConversationSid", "CH3"),
+            ("ParticipantSid", "MB8"),
+            ("Identity", "bob@example.com"),
+        ],
+        [
+            ("EventType", "onParticipantAdded"),
+            ("ConversationSid", "CH3"),
+            ("ParticipantSid", "MB9"),
+            ("MessagingBinding.Address", "+19995550100"),
+        ],
+    ] {
+        let (status, _) = server
+            .post("/callbacks/conversations", &params, Sig::Valid)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    api.assert_quiet().await;
+    assert_eq!(server.state.api_calls(), (1, 0));
+}
+
+#[tokio::test]
+async fn an_api_failure_is_tried_again() {
+    let logs = Logs::capture();
+    let mut api = StandIn::start(&[500, 429], false).await;
+    let server = api.app(ACCOUNT_SID, 3).await;
+    let params = [
+        ("ConversationSid", "CH4"),
+        ("MessagingBinding.Address", "+12025550111"),
+    ];
+    let (status, _) = server.post("/callbacks/routing", &params, Sig::Valid).await;
+    assert_eq!(status, StatusCode::OK);
+    let calls = [api.next().await, api.next().await, api.next().await];
+    for call in &calls {
+        assert_eq!(call.path, "/v1/Conversations/CH4/Participants");
+        assert_eq!(call.form, form_pairs(&[("Identity", "alice@example.com")]));
+        assert_eq!(call.authorization, Some(basic(ACCOUNT_SID, TOKEN)));
+    }
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(server.state.api_calls(), (1, 0));
+    api.assert_quiet().await;
+    let call = "add worker alice@example.com to CH4";
+    assert_eq!(logs.lines_with(&[call, "trying again"]).len(), 2);
+    let made = logs.lines_with(&[call, "Conversations API call made"]);
+    assert_eq!(made.len(), 1);
+    assert!(made[0].contains("attempt=3"), "{}", made[0]);
+}
+
+#[tokio::test]
+async fn a_permanent_api_failure_is_logged_and_given_up() {
+    let logs = Logs::capture();
+    let mut api = StandIn::start(&[503, 503, 503, 503], false).await;
+    let server = api.app(ACCOUNT_SID, 3).await;
+    let (status, _) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH5"),
+                ("MessagingBinding.Address", "+12025550111"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(api.next().await.path, "/v1/Conversations/CH5/Participants");
+    }
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(5))
+            .await
+    );
+    api.assert_quiet().await;
+    assert_eq!(server.state.api_calls(), (0, 1));
+    let given_up = logs.lines_with(&["CH5", "giving up"]);
+    assert_eq!(given_up.len(), 1, "{given_up:?}");
+    assert!(
+        given_up[0].contains("ERROR") && given_up[0].contains("503"),
+        "{}",
+        given_up[0]
+    );
+    assert_eq!(logs.lines_with(&["CH5", "trying again"]).len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_api_call_is_not_tried_again() {
+    // Wrong credentials: Twilio's 401 will not change by asking again.
+    let logs = Logs::capture();
+    let mut api = StandIn::start(&[], false).await;
+    let server = api.app("AC00000000000000000000000000000000", 3).await;
+    let (status, _) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH6"),
+                ("MessagingBinding.Address", "+12025550111"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let call = api.next().await;
+    assert_eq!(
+        call.authorization,
+        Some(basic("AC00000000000000000000000000000000", TOKEN))
+    );
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(5))
+            .await
+    );
+    api.assert_quiet().await;
+    assert_eq!(server.state.api_calls(), (0, 1));
+    let given_up = logs.lines_with(&["CH6", "giving up"]);
+    assert!(
+        given_up.len() == 1 && given_up[0].contains("401") && given_up[0].contains("attempt=1"),
+        "{given_up:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_api_is_tried_a_bounded_number_of_times() {
+    let logs = Logs::capture();
+    // A port nothing listens on: every attempt fails to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = reqwest::Url::parse(&format!("http://{}", closed.local_addr().unwrap())).unwrap();
+    drop(closed);
+    let api = app::ConversationsApi::new(base, ACCOUNT_SID, TOKEN)
+        .unwrap()
+        .with_retries(3, Duration::from_millis(10));
+    let server = Server::start_with(AppConfig {
+        conversations_api: Some(api),
+        ..default_config()
+    })
+    .await;
+    let (status, _) = server
+        .post(
+            "/callbacks/routing",
+            &[
+                ("ConversationSid", "CH7"),
+                ("MessagingBinding.Address", "+12025550111"),
+            ],
+            Sig::Valid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        server
+            .state
+            .api_calls_finished(Duration::from_secs(10))
+            .await
+    );
+    assert_eq!(server.state.api_calls(), (0, 1));
+    assert_eq!(
+        logs.lines_with(&["CH7", "trying again", "no answer"]).len(),
+        2
+    );
+    let given_up = logs.lines_with(&["CH7", "giving up"]);
+    assert!(
+        given_up.len() == 1 && given_up[0].contains("attempt=3"),
+        "{given_up:?}"
     );
 }

@@ -39,10 +39,14 @@ const WRONG_URL: &str = "http://invalid.com";
 /// The endpoint under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
-    /// The URL without user info: what Twilio signs and what is requested.
+    /// The URL without user info: what Twilio signs, and what is requested unless
+    /// `send_to` says otherwise.
     pub(crate) url: String,
     /// `user:password` from the URL, sent as HTTP Basic credentials.
     pub(crate) basic_auth: Option<(String, String)>,
+    /// Where requests go instead, `scheme://host[:port]`: the same path and query are
+    /// requested there, with the public URL's host in `Host`.
+    pub(crate) send_to: Option<String>,
 }
 
 impl Target {
@@ -86,12 +90,49 @@ impl Target {
         let url = format!("{scheme}://{host}{path_and_query}");
         url.parse::<http::Uri>()
             .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
-        Ok(Self { url, basic_auth })
+        Ok(Self {
+            url,
+            basic_auth,
+            send_to: None,
+        })
     }
 
-    /// Whether the URL is `https://`.
+    /// Sends the requests to `base` (`http(s)://host[:port]`, no path) instead of the
+    /// public URL's host, for an endpoint whose public address (a proxy, DNS, TLS) does not
+    /// exist yet.
+    pub(crate) fn with_send_to(mut self, base: &str) -> Result<Self, String> {
+        let parsed = Self::parse(base)?;
+        let (scheme, rest) = parsed
+            .url
+            .split_once("://")
+            .expect("parse keeps the scheme");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if path != "/" || parsed.basic_auth.is_some() {
+            return Err(format!(
+                "--send-to {base:?}: give only a scheme, host and port, such as http://127.0.0.1:3000"
+            ));
+        }
+        self.send_to = Some(format!("{scheme}://{authority}"));
+        Ok(self)
+    }
+
+    /// Whether requests go to an `https://` address.
     pub(crate) fn is_https(&self) -> bool {
-        self.url.starts_with("https://")
+        self.send_to
+            .as_deref()
+            .unwrap_or(&self.url)
+            .starts_with("https://")
+    }
+
+    /// Where to send a request signed for `signed_url` (a URL under the public one), and
+    /// the `Host` to send with it when that is another address.
+    pub(crate) fn destination(&self, signed_url: &str) -> (String, Option<String>) {
+        let Some(base) = &self.send_to else {
+            return (signed_url.to_owned(), None);
+        };
+        let rest = signed_url.split_once("://").map_or(signed_url, |(_, r)| r);
+        let (host, path_and_query) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        (format!("{base}{path_and_query}"), Some(host.to_owned()))
     }
 }
 
@@ -367,9 +408,11 @@ async fn send_hyper(
     if target.is_https() {
         return Err("https:// needs the curl transport".to_owned());
     }
-    let mut request = Request::builder()
-        .method(probe.method.clone())
-        .uri(&probe.url);
+    let (url, host) = target.destination(&probe.url);
+    let mut request = Request::builder().method(probe.method.clone()).uri(&url);
+    if let Some(host) = host {
+        request = request.header(header::HOST, host);
+    }
     if let Some(content_type) = probe.content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
@@ -424,8 +467,9 @@ async fn send_curl(target: &Target, probe: &Probe) -> Result<StatusCode, String>
     use tokio::io::AsyncWriteExt as _;
 
     let body = std::str::from_utf8(&probe.body).map_err(|_| "the body is not text".to_owned())?;
+    let (url, host) = target.destination(&probe.url);
     let mut config = vec![
-        format!("url = {}", curl_quote(&probe.url)),
+        format!("url = {}", curl_quote(&url)),
         format!("request = {}", curl_quote(probe.method.as_str())),
         format!("max-time = {}", REQUEST_TIMEOUT.as_secs()),
         "path-as-is".to_owned(),
@@ -436,6 +480,9 @@ async fn send_curl(target: &Target, probe: &Probe) -> Result<StatusCode, String>
         // curl adds `Expect: 100-continue` to some POSTs; Twilio does not.
         format!("header = {}", curl_quote("Expect:")),
     ];
+    if let Some(host) = host {
+        config.push(format!("header = {}", curl_quote(&format!("Host: {host}"))));
+    }
     if let Some(content_type) = probe.content_type {
         config.push(format!(
             "header = {}",

@@ -3,8 +3,12 @@
 //! prints, for each, what it sent, what it expected and what it got.
 //!
 //! ```text
-//! TWILIO_AUTH_TOKEN=… cargo run --example check_endpoint -- [--curl] URL
+//! TWILIO_AUTH_TOKEN=… cargo run --example check_endpoint -- [--curl] [--send-to BASE] URL
 //! ```
+//!
+//! `--send-to http://127.0.0.1:3000` signs for URL but sends each request to that address
+//! with the same path and query (and URL's host in `Host`): a service can be checked before
+//! the proxy, DNS or TLS in front of it exist.
 //!
 //! The URL is the one you gave Twilio; `user:password@` in it is sent as HTTP Basic
 //! credentials and left out of the signed URL, as Twilio does. `http://` URLs are sent with
@@ -18,15 +22,25 @@ use std::process::ExitCode;
 
 use crate::checks::{Target, Transport};
 
-const USAGE: &str = "usage: TWILIO_AUTH_TOKEN=… cargo run --example check_endpoint -- [--curl] URL";
+const USAGE: &str =
+    "usage: TWILIO_AUTH_TOKEN=… cargo run --example check_endpoint -- [--curl] [--send-to BASE] URL";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let mut use_curl = false;
     let mut url = None;
-    for arg in std::env::args().skip(1) {
+    let mut send_to = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--curl" => use_curl = true,
+            "--send-to" => match args.next() {
+                Some(base) if send_to.is_none() => send_to = Some(base),
+                _ => {
+                    eprintln!("check_endpoint: --send-to takes one address\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -49,7 +63,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let target = match Target::parse(&url) {
+    let target = match Target::parse(&url).and_then(|t| match &send_to {
+        Some(base) => t.with_send_to(base),
+        None => Ok(t),
+    }) {
         Ok(target) => target,
         Err(err) => {
             eprintln!("check_endpoint: {err}");
@@ -66,7 +83,13 @@ async fn main() -> ExitCode {
         Transport::Hyper => "hyper",
         Transport::Curl => "curl",
     };
-    println!("Checking {} (sent with {client})", target.url);
+    match &target.send_to {
+        Some(base) => println!(
+            "Checking {} (signed for it, sent to {base} with {client})",
+            target.url
+        ),
+        None => println!("Checking {} (sent with {client})", target.url),
+    }
     println!("{}", checks::RULE);
     let reports = checks::run(&target, &auth_token, transport).await;
     for report in &reports {

@@ -1,6 +1,9 @@
 //! A Twilio Frontline integration service whose callbacks only answer requests signed
 //! by Twilio.
 //!
+//! Frontline is open only to accounts that already used it before February 2023; to start
+//! with Twilio webhooks, see the `sms_reply` and `voice_stream` examples.
+//!
 //! ```text
 //! cargo run --example frontline                      # demo mode, nothing to set up
 //! TWILIO_AUTH_TOKEN=… PUBLIC_BASE_URL=https://…  cargo run --example frontline
@@ -21,18 +24,50 @@
 //!   `WEBHOOK_USERNAME` and `WEBHOOK_PASSWORD` (give Twilio `https://user:password@host/...`).
 //! - `TWILIO_SIGNATURE_REPORT_ONLY`: `true` logs callbacks with a bad signature and serves them
 //!   anyway, to try the layer out before it refuses anything.
-//! - `RUST_LOG`: log filter, `info` by default.
+//! - `FRONTLINE_CUSTOMERS_FILE`: a JSON customer book (the format of `customers.json`
+//!   beside this file, the built-in sample used by default).
+//! - `FRONTLINE_DEFAULT_WORKER`: the worker that conversations from addresses in no
+//!   customer's channels are routed to (made up in demo mode).
+//! - `TWILIO_ACCOUNT_SID`: make the Conversations API calls (add the worker, tie a customer
+//!   participant to its `customer_id`) with this account and the Auth Token. Unset: the
+//!   calls are recorded and logged. `TWILIO_API_BASE_URL` replaces
+//!   `https://conversations.twilio.com`.
+//! - `DEDUPE_REDIS_URL` (feature `redis`): keep the answers replayed to Twilio's retries
+//!   in Redis (feature `dedupe`: in memory without it).
+//! - `RUST_LOG`: log filter; by default `info`, and why each refused webhook was refused.
 //!
 //! A bad value stops it with one line on stderr and exit code 2.
 
 mod app;
 mod config;
+mod retries;
+#[path = "../shared/runtime.rs"]
+mod runtime;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
+
+/// The callback paths, and the console field each goes in.
+const CONSOLE_FIELDS: [(&str, &str); 5] = [
+    ("CRM Callback URL", "/callbacks/crm"),
+    (
+        "Outgoing Conversations Callback URL",
+        "/callbacks/outgoing-conversation",
+    ),
+    ("Templates Callback URL", "/callbacks/templates"),
+    ("Custom routing callback URL", "/callbacks/routing"),
+    (
+        "Conversations webhooks (Pre- and Post-Event URL)",
+        "/callbacks/conversations",
+    ),
+];
+
+/// How long a stop waits for Conversations API calls still under way.
+const API_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,23 +78,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (retries, retries_mode) = match retries::layer() {
+        Ok(layer) => layer,
+        Err(err) => {
+            eprintln!("frontline: {err}");
+            return ExitCode::from(2);
+        }
+    };
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    runtime::init_logging();
 
-    let listener = match TcpListener::bind(settings.bind_addr).await {
+    let server = &settings.server;
+    let listener = match TcpListener::bind(server.bind_addr).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("frontline: cannot listen on {}: {err}", settings.bind_addr);
+            eprintln!("frontline: cannot listen on {}: {err}", server.bind_addr);
             return ExitCode::FAILURE;
         }
     };
-    let bound = listener.local_addr().unwrap_or(settings.bind_addr);
-    let layer = match settings.signature_layer(bound) {
+    let bound = listener.local_addr().unwrap_or(server.bind_addr);
+    let layer = match server.signature_layer(bound) {
         Ok(layer) => layer,
         Err(err) => {
             eprintln!("frontline: {err}");
@@ -72,9 +110,21 @@ async fn main() -> ExitCode {
     }
     println!(
         "frontline: listening on http://{bound}; signed URL from: {}",
-        settings.describe_url_mode(bound)
+        server.describe_url_mode(bound)
     );
-    if settings.demo {
+    println!("frontline: {retries_mode}");
+    println!(
+        "frontline: {} customers from {}; new customers' conversations go to {}; Conversations API calls are {}",
+        settings.customers.len(),
+        settings.customers_source,
+        settings.default_worker.as_deref().unwrap_or("no one"),
+        settings.describe_api(),
+    );
+    println!("\nEnter these URLs in the Frontline console and the Conversations service:\n");
+    for (field, path) in CONSOLE_FIELDS {
+        println!("    {field}: {}", server.console_url(bound, path));
+    }
+    if server.demo {
         println!("\n{}", settings.demo_instructions(bound));
     }
 
@@ -82,47 +132,28 @@ async fn main() -> ExitCode {
         sms_number: settings.sms_number.clone(),
         whatsapp_number: settings.whatsapp_number.clone(),
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: settings.customers.clone(),
+        default_worker: settings.default_worker.clone(),
+        conversations_api: settings.conversations_api.clone(),
     };
     let state = AppState::new(&config);
-    let app = app::app(layer, state.clone(), &config);
+    let app = app::app_with(layer, retries, state.clone(), &config);
 
     if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(runtime::shutdown_signal())
         .await
     {
         eprintln!("frontline: server error: {err}");
         return ExitCode::FAILURE;
     }
+    if !state.api_calls_finished(API_DRAIN_LIMIT).await {
+        eprintln!("frontline: warning: stopped with Conversations API calls still under way");
+    }
+    let (made, failed) = state.api_calls();
     println!(
-        "frontline: stopped (callbacks handled: {}, Conversations updates recorded: {})",
+        "frontline: stopped (callbacks handled: {}, Conversations updates: {}, API calls made: {made}, failed: {failed})",
         state.callbacks_handled(),
-        state.updates_recorded()
+        state.updates_recorded(),
     );
     ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C or SIGTERM; the server then finishes the requests in flight.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

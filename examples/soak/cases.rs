@@ -1,10 +1,18 @@
 //! The requests the soak driver sends, each with what the answer must be.
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 use tower_twilio_signature::{sign, sign_url, url_with_body_sha256};
 
-use crate::app::{Customer, SAMPLE_CUSTOMERS};
-use crate::{SMS_NUMBER, TOKEN, WHATSAPP_NUMBER};
+use crate::app::{sample_customers, Customer};
+use crate::{DEFAULT_WORKER, SMS_NUMBER, TOKEN, WHATSAPP_NUMBER};
+
+/// The sample customer book the server holds too.
+fn book() -> &'static [Customer] {
+    static BOOK: LazyLock<Vec<Customer>> = LazyLock::new(sample_customers);
+    &BOOK
+}
 
 /// Another Auth Token, for wrong signatures.
 const OTHER_TOKEN: &str = "ffeeddccbbaa99887766554433221100";
@@ -131,6 +139,9 @@ pub(crate) enum Check {
     Templates(&'static str),
     /// The routing answer for this conversation and customer.
     Routing(String, &'static Customer),
+    /// The routing answer for this conversation from an address in no customer's
+    /// channels: the default worker.
+    NewCustomer(String),
     /// A conversation named after this customer.
     FriendlyName(&'static str),
     /// The participant answer for this customer.
@@ -169,6 +180,11 @@ impl Check {
                 v["conversation_sid"] == sid.as_str()
                     && v["customer_id"] == c.customer_id
                     && v["worker"] == c.worker
+            }
+            Self::NewCustomer(sid) => {
+                v["conversation_sid"] == sid.as_str()
+                    && v["customer_id"].is_null()
+                    && v["worker"] == DEFAULT_WORKER
             }
             Self::FriendlyName(name) => v["friendly_name"] == *name,
             Self::Participant(c) => {
@@ -215,10 +231,12 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
-    let customer: &'static Customer = rng.pick(SAMPLE_CUSTOMERS);
+    let customer: &'static Customer = rng.pick(book());
+    let id = customer.customer_id.as_str();
+    let name = customer.display_name.as_str();
     let worker = worker(rng);
     let w = worker.as_str();
-    let address = rng.pick(customer.channels).value;
+    let address = rng.pick(&customer.channels).value.as_str();
     let case = |path, params: &[(&str, &str)], status, check| FrontlineCase {
         path,
         params: owned(params),
@@ -232,11 +250,7 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
     let mut case = match rng.below(17) {
         0 => case(
             crm,
-            &[
-                ("Location", details),
-                ("CustomerId", customer.customer_id),
-                ("Worker", w),
-            ],
+            &[("Location", details), ("CustomerId", id), ("Worker", w)],
             200,
             Check::Customer(customer),
         ),
@@ -248,10 +262,10 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
         ),
         2 => {
             let size = rng.range(1, 10);
-            let ids = SAMPLE_CUSTOMERS
+            let ids = book()
                 .iter()
                 .take(size)
-                .map(|c| c.customer_id)
+                .map(|c| c.customer_id.as_str())
                 .collect();
             case(
                 crm,
@@ -266,9 +280,9 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
         }
         3 => {
             let query = if rng.percent(50) {
-                customer.display_name.to_uppercase()
+                name.to_uppercase()
             } else {
-                customer.display_name.to_lowercase()
+                name.to_lowercase()
             };
             case(
                 crm,
@@ -279,7 +293,7 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
                     ("Query", &query),
                 ],
                 200,
-                Check::List(vec![customer.customer_id]),
+                Check::List(vec![id]),
             )
         }
         4 => case(
@@ -300,7 +314,7 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
         ),
         6 => case(
             crm,
-            &[("Location", details), ("CustomerId", customer.customer_id)],
+            &[("Location", details), ("CustomerId", id)],
             400,
             Check::Error("Worker"),
         ),
@@ -315,7 +329,7 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
                 &[
                     ("Location", "GetProxyAddress"),
                     ("Worker", w),
-                    ("CustomerId", customer.customer_id),
+                    ("CustomerId", id),
                     ("ChannelType", channel),
                     ("ChannelValue", address),
                 ],
@@ -327,12 +341,12 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
             "/callbacks/templates",
             &[
                 ("Location", "GetTemplatesByCustomerId"),
-                ("CustomerId", customer.customer_id),
+                ("CustomerId", id),
                 ("Worker", w),
                 ("ConversationSid", &sid(rng, "CH")),
             ],
             200,
-            Check::Templates(customer.display_name),
+            Check::Templates(name),
         ),
         11 => {
             let conversation = sid(rng, "CH");
@@ -349,15 +363,21 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
                 )
             }
         }
-        12 => case(
-            "/callbacks/routing",
-            &[
-                ("ConversationSid", &sid(rng, "CH")),
-                ("MessagingBinding.Address", "+12025550999"),
-            ],
-            404,
-            Check::Error("address"),
-        ),
+        12 => {
+            let conversation = sid(rng, "CH");
+            FrontlineCase {
+                records: true,
+                ..case(
+                    "/callbacks/routing",
+                    &[
+                        ("ConversationSid", &conversation),
+                        ("MessagingBinding.Address", "+12025550999"),
+                    ],
+                    200,
+                    Check::NewCustomer(conversation.clone()),
+                )
+            }
+        }
         13 => case(
             "/callbacks/conversations",
             &[
@@ -365,7 +385,7 @@ pub(crate) fn frontline(rng: &mut Rng) -> FrontlineCase {
                 ("MessagingBinding.Address", address),
             ],
             200,
-            Check::FriendlyName(customer.display_name),
+            Check::FriendlyName(name),
         ),
         14 => FrontlineCase {
             records: true,

@@ -25,8 +25,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const FORM: &str = "application/x-www-form-urlencoded";
 /// At most what one Conversations update the Frontline app records costs it: the enum in
-/// its `Vec` (72 bytes, twice over for the spare capacity) and two or three short strings.
-const UPDATE_BYTES: u64 = 256;
+/// its `VecDeque` (128 bytes, twice over for the spare capacity) and two to five short
+/// strings.
+const UPDATE_BYTES: u64 = 512;
 
 /// The server's memory at one time, and how many updates it had recorded by then.
 #[derive(Debug, Clone, Copy)]

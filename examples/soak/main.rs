@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_twilio_signature::{body_sha256, TwilioSignatureLayer, UrlSource, VerifiedWebhook};
 
-use crate::app::{AppConfig, AppState, REQUEST_BODY_TIMEOUT};
+use crate::app::{sample_customers, AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 
 /// A made-up Auth Token, shared by the server and the driver.
 pub(crate) const TOKEN: &str = "0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a";
@@ -46,6 +46,8 @@ pub(crate) const DIGEST_PATH: &str = "/soak/digest";
 /// The proxy numbers the app is configured with.
 pub(crate) const SMS_NUMBER: &str = "+12025550100";
 pub(crate) const WHATSAPP_NUMBER: &str = "whatsapp:+12025550101";
+/// The worker conversations from unknown addresses are routed to.
+pub(crate) const DEFAULT_WORKER: &str = "frontdesk@example.com";
 /// The body limit unless one is given: small, so oversized bodies are cheap to send.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
@@ -101,6 +103,10 @@ async fn serve(limit: usize) -> Result<bool, String> {
         sms_number: Some(SMS_NUMBER.to_owned()),
         whatsapp_number: Some(WHATSAPP_NUMBER.to_owned()),
         request_body_timeout: REQUEST_BODY_TIMEOUT,
+        customers: sample_customers(),
+        default_worker: Some(DEFAULT_WORKER.to_owned()),
+        // The Conversations updates are recorded, and counted, not sent.
+        conversations_api: None,
     };
     let state = AppState::new(&config);
     let router = app::app(layer.clone(), state.clone(), &config).route(

@@ -217,3 +217,75 @@ pub(crate) fn basic(user: &str, pass: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
 }
+
+/// The log lines written on this thread while it is in scope (a current-thread test
+/// runtime runs the servers and the tasks they spawn here too).
+///
+/// One global subscriber writes each line to the buffer of the thread that logged it: a
+/// subscriber per thread (`set_default`) can miss lines when another thread registers a
+/// log statement at the same time.
+pub(crate) struct Logs {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+std::thread_local! {
+    static THREAD_LOGS: std::cell::RefCell<Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Logs {
+    pub(crate) fn capture() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| LogWriter)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the tests");
+        });
+        let buffer = std::sync::Arc::default();
+        THREAD_LOGS.with(|logs| *logs.borrow_mut() = Some(std::sync::Arc::clone(&buffer)));
+        Self { buffer }
+    }
+
+    /// Everything logged so far.
+    #[allow(dead_code)] // not every test file reads the whole text
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The lines that contain every one of `words`.
+    pub(crate) fn lines_with(&self, words: &[&str]) -> Vec<String> {
+        let text = String::from_utf8(self.buffer.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|line| words.iter().all(|w| line.contains(w)))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        THREAD_LOGS.with(|logs| logs.borrow_mut().take());
+    }
+}
+
+/// Where the global test subscriber writes: the current thread's [`Logs`], if any.
+pub(crate) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        THREAD_LOGS.with(|logs| {
+            if let Some(buffer) = logs.borrow().as_ref() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,46 +1,65 @@
-//! The sample customer book, held in memory.
+//! The customer book: Frontline's Customer objects, read from JSON at startup.
 //!
-//! Phone numbers are in the 555-01xx range, which is reserved for fiction.
+//! The built-in sample, `customers.json` beside the example, is also the format of a
+//! `FRONTLINE_CUSTOMERS_FILE`: an array of customers, each with `customer_id`,
+//! `display_name`, `channels`, optional `links`, `avatar` and `details`, and the `worker`
+//! (Frontline user identity) its conversations are routed to. Its phone numbers are in the
+//! 555-01xx range, which is reserved for fiction.
 
-use serde::Serialize;
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// The sample book, in the order the customers list shows it.
+pub(crate) const SAMPLE_JSON: &str = include_str!("../customers.json");
+
+/// The channel types Frontline knows.
+const CHANNEL_TYPES: [&str; 4] = ["sms", "whatsapp", "chat", "email"];
 
 /// One way to reach a customer: `sms`, `whatsapp`, `chat` or `email`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Channel {
     #[serde(rename = "type")]
-    pub(crate) kind: &'static str,
-    pub(crate) value: &'static str,
+    pub(crate) kind: String,
+    pub(crate) value: String,
 }
 
 /// A link shown on the customer's page in the Frontline app.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Link {
     #[serde(rename = "type")]
-    pub(crate) kind: &'static str,
-    pub(crate) value: &'static str,
-    pub(crate) display_name: &'static str,
+    pub(crate) kind: String,
+    pub(crate) value: String,
+    pub(crate) display_name: String,
 }
 
 /// The free-form details block of a customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Details {
-    pub(crate) title: &'static str,
-    pub(crate) content: &'static str,
+    pub(crate) title: String,
+    pub(crate) content: String,
 }
 
 /// A customer, serialized as Frontline's Customer object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Customer {
-    pub(crate) customer_id: &'static str,
-    pub(crate) display_name: &'static str,
-    pub(crate) channels: &'static [Channel],
-    pub(crate) links: &'static [Link],
-    pub(crate) avatar: &'static str,
-    pub(crate) details: Details,
+    pub(crate) customer_id: String,
+    pub(crate) display_name: String,
+    pub(crate) channels: Vec<Channel>,
+    #[serde(default)]
+    pub(crate) links: Vec<Link>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) avatar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) details: Option<Details>,
     /// The worker (Frontline user identity) that conversations with this customer are
     /// routed to.
-    #[serde(skip)]
-    pub(crate) worker: &'static str,
+    #[serde(skip_serializing)]
+    pub(crate) worker: String,
 }
 
 impl Customer {
@@ -53,211 +72,65 @@ impl Customer {
 
 /// The entry in the customers list: a short form of [`Customer`].
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct CustomerSummary {
-    pub(crate) display_name: &'static str,
-    pub(crate) customer_id: &'static str,
-    pub(crate) avatar: &'static str,
+pub(crate) struct CustomerSummary<'a> {
+    pub(crate) display_name: &'a str,
+    pub(crate) customer_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) avatar: Option<&'a str>,
 }
 
-impl From<&Customer> for CustomerSummary {
-    fn from(c: &Customer) -> Self {
+impl<'a> From<&'a Customer> for CustomerSummary<'a> {
+    fn from(c: &'a Customer) -> Self {
         Self {
-            display_name: c.display_name,
-            customer_id: c.customer_id,
-            avatar: c.avatar,
+            display_name: &c.display_name,
+            customer_id: &c.customer_id,
+            avatar: c.avatar.as_deref(),
         }
     }
 }
 
-/// The sample book, in the order the customers list shows it.
-pub(crate) const SAMPLE_CUSTOMERS: &[Customer] = &[
-    Customer {
-        customer_id: "1",
-        display_name: "Ana Souza",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550111",
-            },
-            Channel {
-                kind: "whatsapp",
-                value: "whatsapp:+12025550111",
-            },
-            Channel {
-                kind: "email",
-                value: "ana.souza@example.com",
-            },
-        ],
-        links: &[Link {
-            kind: "LinkedIn",
-            value: "https://www.linkedin.com/in/example-ana-souza",
-            display_name: "Professional profile",
-        }],
-        avatar: "https://example.com/avatars/ana-souza.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Active\n\nPlan: Business\n\nCustomer since: 2019",
-        },
-        worker: "alice@example.com",
-    },
-    Customer {
-        customer_id: "2",
-        display_name: "Benjamin Carter",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550122",
-            },
-            Channel {
-                kind: "chat",
-                value: "benjamin.carter",
-            },
-        ],
-        links: &[Link {
-            kind: "Website",
-            value: "https://carter-hardware.example.com",
-            display_name: "Carter Hardware",
-        }],
-        avatar: "https://example.com/avatars/benjamin-carter.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Active\n\nPlan: Starter\n\nOpen ticket: delivery date",
-        },
-        worker: "alice@example.com",
-    },
-    Customer {
-        customer_id: "3",
-        display_name: "Chloé Martin",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550133",
-            },
-            Channel {
-                kind: "whatsapp",
-                value: "whatsapp:+12025550133",
-            },
-        ],
-        links: &[
-            Link {
-                kind: "Facebook",
-                value: "https://www.facebook.com/example.chloe.martin",
-                display_name: "Social media profile",
-            },
-            Link {
-                kind: "CRM",
-                value: "https://crm.example.com/accounts/3",
-                display_name: "Account in the CRM",
-            },
-        ],
-        avatar: "https://example.com/avatars/chloe-martin.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Prospect\n\nInterested in: Premium plan",
-        },
-        worker: "bob@example.com",
-    },
-    Customer {
-        customer_id: "4",
-        display_name: "Dmitri Volkov",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550144",
-            },
-            Channel {
-                kind: "chat",
-                value: "dmitri.volkov",
-            },
-        ],
-        links: &[Link {
-            kind: "CRM",
-            value: "https://crm.example.com/accounts/4",
-            display_name: "Account in the CRM",
-        }],
-        avatar: "https://example.com/avatars/dmitri-volkov.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Active\n\nPlan: Business\n\nRenewal: next month",
-        },
-        worker: "bob@example.com",
-    },
-    Customer {
-        customer_id: "5",
-        display_name: "Emily Zhang",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550155",
-            },
-            Channel {
-                kind: "whatsapp",
-                value: "whatsapp:+12025550155",
-            },
-            Channel {
-                kind: "chat",
-                value: "emily.zhang",
-            },
-        ],
-        links: &[Link {
-            kind: "Website",
-            value: "https://zhang-design.example.com",
-            display_name: "Zhang Design Studio",
-        }],
-        avatar: "https://example.com/avatars/emily-zhang.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Active\n\nPlan: Premium\n\nPrefers: WhatsApp",
-        },
-        worker: "alice@example.com",
-    },
-    Customer {
-        customer_id: "6",
-        display_name: "Farah Haddad",
-        channels: &[
-            Channel {
-                kind: "sms",
-                value: "+12025550166",
-            },
-            Channel {
-                kind: "email",
-                value: "farah.haddad@example.com",
-            },
-        ],
-        links: &[],
-        avatar: "https://example.com/avatars/farah-haddad.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Inactive\n\nLast order: two years ago",
-        },
-        worker: "carol@example.com",
-    },
-    Customer {
-        customer_id: "7",
-        display_name: "Gabriel Okafor",
-        channels: &[
-            Channel {
-                kind: "whatsapp",
-                value: "whatsapp:+12025550177",
-            },
-            Channel {
-                kind: "chat",
-                value: "gabriel.okafor",
-            },
-        ],
-        links: &[Link {
-            kind: "LinkedIn",
-            value: "https://www.linkedin.com/in/example-gabriel-okafor",
-            display_name: "Professional profile",
-        }],
-        avatar: "https://example.com/avatars/gabriel-okafor.png",
-        details: Details {
-            title: "Information",
-            content: "Status: Active\n\nPlan: Starter",
-        },
-        worker: "carol@example.com",
-    },
-];
+/// Reads a customer book: a JSON array of customers with unique, non-empty ids, names
+/// and workers, and channels of the types Frontline knows. The error is one line.
+pub(crate) fn parse_book(json: &str) -> Result<Vec<Customer>, String> {
+    let book: Vec<Customer> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut ids = HashSet::new();
+    for (i, customer) in book.iter().enumerate() {
+        let at = format!(
+            "customer {} (customer_id {:?})",
+            i + 1,
+            customer.customer_id
+        );
+        for (field, value) in [
+            ("customer_id", &customer.customer_id),
+            ("display_name", &customer.display_name),
+            ("worker", &customer.worker),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{at}: {field} is empty"));
+            }
+        }
+        if !ids.insert(customer.customer_id.as_str()) {
+            return Err(format!("{at}: the customer_id is used twice"));
+        }
+        if let Some(channel) = customer
+            .channels
+            .iter()
+            .find(|c| !CHANNEL_TYPES.contains(&c.kind.as_str()))
+        {
+            return Err(format!(
+                "{at}: unknown channel type {:?} (expected one of {})",
+                channel.kind,
+                CHANNEL_TYPES.join(", ")
+            ));
+        }
+    }
+    Ok(book)
+}
+
+/// The built-in sample book.
+pub(crate) fn sample() -> Vec<Customer> {
+    parse_book(SAMPLE_JSON).expect("the sample customer book is valid")
+}
 
 /// A page of the customers list: the customers whose display name contains `query`
 /// (ignoring case), after the customer `anchor` (the last id of the previous page), at

@@ -47,7 +47,7 @@ pub(super) async fn crm(
                 .ok()
                 .filter(|&n| n > 0)
                 .ok_or_else(|| ApiError::bad("PageSize", "expected a whole number above 0"))?;
-            let list: Vec<CustomerSummary> = customers::page(
+            let list: Vec<CustomerSummary<'_>> = customers::page(
                 state.customers(),
                 params.get("Query"),
                 params.get("Anchor"),
@@ -125,11 +125,13 @@ pub(super) async fn templates(
     let customer = state
         .customer(id)
         .ok_or_else(|| ApiError::not_found(format!("no customer with CustomerId {id:?}")))?;
-    let categories = templates::for_customer(customer.display_name, worker);
+    let categories = templates::for_customer(&customer.display_name, worker);
     Ok(Json(json!(categories)))
 }
 
-/// Custom routing callback URL: picks the worker for a new inbound conversation.
+/// Custom routing callback URL: adds a worker to a new inbound conversation, the
+/// customer's own or, for an address in no customer's channels (a new customer), the
+/// default worker. Answers 200 whoever it picks; the worker is added after the answer.
 pub(super) async fn routing(
     State(state): State<AppState>,
     webhook: Option<VerifiedWebhook>,
@@ -143,22 +145,43 @@ pub(super) async fn routing(
         conversation_sid,
         "routing callback"
     );
-    let customer = state
-        .customer_by_address(address)
-        .ok_or_else(|| ApiError::not_found(format!("no customer with the address {address:?}")))?;
-    tracing::info!(
-        conversation_sid,
-        worker = customer.worker,
-        "routing the conversation to the customer's worker"
-    );
-    state.record(ConversationUpdate::AddWorker {
-        conversation_sid: conversation_sid.to_owned(),
-        worker: customer.worker.to_owned(),
-    });
+    let customer = state.customer_by_address(address);
+    let worker = match customer {
+        Some(customer) => {
+            tracing::info!(
+                conversation_sid,
+                worker = customer.worker,
+                "routing the conversation to the customer's worker"
+            );
+            Some(customer.worker.as_str())
+        }
+        None => {
+            let worker = state.default_worker();
+            match worker {
+                Some(worker) => tracing::info!(
+                    conversation_sid,
+                    worker,
+                    "the address is not in the customer book: routing the conversation to the default worker"
+                ),
+                None => tracing::warn!(
+                    conversation_sid,
+                    "the address is not in the customer book and FRONTLINE_DEFAULT_WORKER is \
+                     not set: the conversation is not routed"
+                ),
+            }
+            worker
+        }
+    };
+    if let Some(worker) = worker {
+        state.dispatch(ConversationUpdate::AddWorker {
+            conversation_sid: conversation_sid.to_owned(),
+            worker: worker.to_owned(),
+        });
+    }
     Ok(Json(json!({
         "conversation_sid": conversation_sid,
-        "customer_id": customer.customer_id,
-        "worker": customer.worker,
+        "customer_id": customer.map(|c| &c.customer_id),
+        "worker": worker,
     })))
 }
 
@@ -183,9 +206,9 @@ pub(super) async fn conversations(
         "onConversationAdd" => Ok(Json(match address {
             Some(address) => {
                 let customer = state.customer_by_address(address);
-                let attributes = json!({ "avatar": customer.map(|c| c.avatar) });
+                let attributes = json!({ "avatar": customer.and_then(|c| c.avatar.as_deref()) });
                 json!({
-                    "friendly_name": customer.map_or(address, |c| c.display_name),
+                    "friendly_name": customer.map_or(address, |c| c.display_name.as_str()),
                     "attributes": attributes.to_string(),
                 })
             }
@@ -199,10 +222,12 @@ pub(super) async fn conversations(
                 .filter(|_| is_customer)
                 .and_then(|a| state.customer_by_address(a))
             {
-                state.record(ConversationUpdate::TagCustomer {
+                state.dispatch(ConversationUpdate::TagCustomer {
                     conversation_sid: conversation_sid.to_owned(),
                     participant_sid: participant_sid.to_owned(),
-                    customer_id: customer.customer_id.to_owned(),
+                    customer_id: customer.customer_id.clone(),
+                    display_name: customer.display_name.clone(),
+                    avatar: customer.avatar.clone(),
                 });
                 return Ok(Json(json!({
                     "customer_id": customer.customer_id,

@@ -1,11 +1,14 @@
 //! The Frontline integration service: routes, state and errors, with no environment access,
 //! so a test can build it with any configuration.
 
+mod conversations_api;
 mod customers;
 mod handlers;
 mod templates;
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,15 +17,22 @@ use axum::extract::{FromRequest, Request};
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, Route};
 use axum::{Form, Json, Router};
 use serde_json::json;
+use tokio::sync::watch;
+use tower::layer::util::Identity;
+use tower::{Layer, Service};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_twilio_signature::TwilioSignatureLayer;
 use tracing::Level;
 
-pub(crate) use self::customers::{Customer, SAMPLE_CUSTOMERS};
+// For the configuration and the other programs that serve this app; not each uses all.
+#[allow(unused_imports)]
+pub(crate) use self::conversations_api::{ConversationsApi, DEFAULT_BASE_URL};
+#[allow(unused_imports)]
+pub(crate) use self::customers::{parse_book, sample as sample_customers, Customer};
 
 /// How long a client may take to send a request body.
 pub(crate) const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,10 +46,17 @@ pub(crate) struct AppConfig {
     pub(crate) whatsapp_number: Option<String>,
     /// The limit on receiving a request body.
     pub(crate) request_body_timeout: Duration,
+    /// The customer book.
+    pub(crate) customers: Vec<Customer>,
+    /// The worker a conversation from an address that is in no customer's channels is
+    /// routed to; `None` leaves such conversations unrouted.
+    pub(crate) default_worker: Option<String>,
+    /// The Conversations API client; `None` records the calls instead of making them.
+    pub(crate) conversations_api: Option<ConversationsApi>,
 }
 
-/// A Conversations API call this service would make. The example records them instead of
-/// calling Twilio, so it runs with nothing but an Auth Token.
+/// A Conversations API call the service makes after answering a callback (or, without
+/// an account SID, records).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConversationUpdate {
     /// Add this worker to the conversation (custom routing).
@@ -47,19 +64,43 @@ pub(crate) enum ConversationUpdate {
         conversation_sid: String,
         worker: String,
     },
-    /// Set `customer_id` in the customer participant's attributes.
+    /// Set `customer_id`, `display_name` and `avatar` in the customer participant's
+    /// attributes, so the Frontline app shows who it is.
     TagCustomer {
         conversation_sid: String,
         participant_sid: String,
         customer_id: String,
+        display_name: String,
+        avatar: Option<String>,
     },
+}
+
+impl fmt::Display for ConversationUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AddWorker {
+                conversation_sid,
+                worker,
+            } => write!(f, "add worker {worker} to {conversation_sid}"),
+            Self::TagCustomer {
+                conversation_sid,
+                participant_sid,
+                customer_id,
+                ..
+            } => write!(
+                f,
+                "tie participant {participant_sid} of {conversation_sid} to customer {customer_id}"
+            ),
+        }
+    }
 }
 
 /// How many of the latest Conversations updates the app keeps: a service that runs for
 /// months must not grow with every callback.
 pub(crate) const KEPT_UPDATES: usize = 1_000;
 
-/// Shared state: the customer book, the proxy numbers and what the callbacks did.
+/// Shared state: the customer book, the proxy numbers, the Conversations API client and
+/// what the callbacks did.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     inner: Arc<Inner>,
@@ -67,11 +108,18 @@ pub(crate) struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    customers: &'static [Customer],
+    customers: Vec<Customer>,
     sms_number: Option<String>,
     whatsapp_number: Option<String>,
+    default_worker: Option<String>,
+    api: Option<ConversationsApi>,
     callbacks_handled: AtomicU64,
     updates: Mutex<Updates>,
+    /// API calls made, and those that failed after their last attempt.
+    api_calls_made: AtomicU64,
+    api_calls_failed: AtomicU64,
+    /// How many API calls are under way.
+    api_calls_pending: watch::Sender<usize>,
 }
 
 /// The latest [`KEPT_UPDATES`] Conversations updates, and how many were recorded in all.
@@ -82,15 +130,20 @@ struct Updates {
 }
 
 impl AppState {
-    /// State over the sample customer book.
+    /// State for `config`, with nothing done yet.
     pub(crate) fn new(config: &AppConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                customers: SAMPLE_CUSTOMERS,
+                customers: config.customers.clone(),
                 sms_number: config.sms_number.clone(),
                 whatsapp_number: config.whatsapp_number.clone(),
+                default_worker: config.default_worker.clone(),
+                api: config.conversations_api.clone(),
                 callbacks_handled: AtomicU64::new(0),
                 updates: Mutex::new(Updates::default()),
+                api_calls_made: AtomicU64::new(0),
+                api_calls_failed: AtomicU64::new(0),
+                api_calls_pending: watch::Sender::new(0),
             }),
         }
     }
@@ -100,29 +153,70 @@ impl AppState {
         self.inner.callbacks_handled.load(Ordering::Relaxed)
     }
 
-    /// The latest Conversations API calls recorded (at most [`KEPT_UPDATES`]), oldest
-    /// first.
-    #[allow(dead_code)] // read by the tests; the binary logs each call as it records it
+    /// The latest Conversations updates asked for (at most [`KEPT_UPDATES`]), oldest
+    /// first, whether recorded only or also sent to the API.
+    #[allow(dead_code)] // read by the tests; the binary logs each update
     pub(crate) fn updates(&self) -> Vec<ConversationUpdate> {
         self.updates_lock().latest.iter().cloned().collect()
     }
 
-    /// How many Conversations API calls were recorded since the start, the ones no longer
+    /// How many Conversations updates were asked for since the start, the ones no longer
     /// kept included.
     pub(crate) fn updates_recorded(&self) -> u64 {
         self.updates_lock().recorded
     }
 
-    fn customers(&self) -> &'static [Customer] {
-        self.inner.customers
+    /// How many Conversations API calls succeeded, and how many failed after their last
+    /// attempt.
+    pub(crate) fn api_calls(&self) -> (u64, u64) {
+        (
+            self.inner.api_calls_made.load(Ordering::Relaxed),
+            self.inner.api_calls_failed.load(Ordering::Relaxed),
+        )
     }
 
-    fn customer(&self, id: &str) -> Option<&'static Customer> {
+    /// Waits until no API call is under way, or `limit` has passed; says whether none is.
+    pub(crate) async fn api_calls_finished(&self, limit: Duration) -> bool {
+        let mut pending = self.inner.api_calls_pending.subscribe();
+        let none = tokio::time::timeout(limit, pending.wait_for(|&n| n == 0)).await;
+        none.is_ok()
+    }
+
+    fn customers(&self) -> &[Customer] {
+        &self.inner.customers
+    }
+
+    fn customer(&self, id: &str) -> Option<&Customer> {
         self.customers().iter().find(|c| c.customer_id == id)
     }
 
-    fn customer_by_address(&self, address: &str) -> Option<&'static Customer> {
+    fn customer_by_address(&self, address: &str) -> Option<&Customer> {
         self.customers().iter().find(|c| c.has_address(address))
+    }
+
+    fn default_worker(&self) -> Option<&str> {
+        self.inner.default_worker.as_deref()
+    }
+
+    /// Records `update` and, with an API client, makes the call in a task of its own: the
+    /// callback is answered without waiting for it.
+    fn dispatch(&self, update: ConversationUpdate) {
+        self.record(update.clone());
+        let Some(api) = self.inner.api.clone() else {
+            tracing::info!(call = %update, "Conversations API call recorded, not made (TWILIO_ACCOUNT_SID is not set)");
+            return;
+        };
+        let state = self.clone();
+        state.inner.api_calls_pending.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            let counter = if api.send(&update).await.is_ok() {
+                &state.inner.api_calls_made
+            } else {
+                &state.inner.api_calls_failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            state.inner.api_calls_pending.send_modify(|n| *n -= 1);
+        });
     }
 
     fn count_callback(&self) {
@@ -148,10 +242,29 @@ impl AppState {
 
 /// The service. Every request except `GET /healthz` (unknown paths and other methods
 /// included) must carry a valid Twilio signature.
+#[allow(dead_code)] // used by the tests and load_target; the binary adds the dedupe layer
 pub(crate) fn app(signature: TwilioSignatureLayer, state: AppState, config: &AppConfig) -> Router {
+    app_with(signature, Identity::new(), state, config)
+}
+
+/// As [`app`], with `verified` between the signature layer and the callbacks, where it
+/// sees only verified requests (the dedupe layer that answers Twilio's retries once).
+pub(crate) fn app_with<L>(
+    signature: TwilioSignatureLayer,
+    verified: L,
+    state: AppState,
+    config: &AppConfig,
+) -> Router
+where
+    L: Layer<Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<Request> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
     // `Router::layer` also wraps the fallbacks: an unsigned request to an unknown path
     // gets 403, not 404, and tells a prober nothing about which paths exist.
-    let callbacks = callbacks(state).layer(signature.clone());
+    let callbacks = callbacks(state).layer(verified).layer(signature.clone());
 
     // Added after the layer, so outside it; its other methods still go through it.
     let healthz = get(healthz).fallback(method_not_allowed.layer(signature));
