@@ -17,6 +17,17 @@ use crate::error::SignatureErrorKind;
 /// the work a hostile body can cause proportional to what Twilio sends.
 pub(crate) const MAX_PARAMS: usize = 10_000;
 
+/// The bytes the first pass over a body acts on. Most bytes are none of them, and one look
+/// in this table passes them over (a `match` on every byte compiles to a jump per byte).
+const DELIMITERS: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'&' as usize] = true;
+    table[b'=' as usize] = true;
+    table[b'+' as usize] = true;
+    table[b'%' as usize] = true;
+    table
+};
+
 /// The decoded pairs of a form body, in body order. A name or value with nothing to decode
 /// is borrowed from the body; the others are decoded into one buffer.
 #[derive(Debug)]
@@ -49,11 +60,11 @@ impl<'a> Form<'a> {
         let mut start = 0;
         let mut eq = None;
         let mut escaped = [false; 2];
-        let special = |b: &u8| matches!(b, b'&' | b'=' | b'+' | b'%');
-        let mut next = 0;
-        while let Some(offset) = body[next..].iter().position(special) {
-            let i = next + offset;
-            match body[i] {
+        for (i, &byte) in body.iter().enumerate() {
+            if !DELIMITERS[usize::from(byte)] {
+                continue;
+            }
+            match byte {
                 b'&' => {
                     push_pair(&mut pairs, start..i, eq, escaped)?;
                     (start, eq, escaped) = (i + 1, None, [false; 2]);
@@ -62,7 +73,6 @@ impl<'a> Form<'a> {
                 b'=' => {}
                 _ => escaped[usize::from(eq.is_some())] = true,
             }
-            next = i + 1;
         }
         push_pair(&mut pairs, start..body.len(), eq, escaped)?;
 
