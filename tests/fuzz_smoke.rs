@@ -2,7 +2,7 @@
 //! exercises them. `fuzz/run` runs them under libFuzzer for longer.
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
-#[path = "../fuzz/src/targets.rs"]
+#[path = "fuzz_targets/mod.rs"]
 mod targets;
 
 use proptest::prelude::*;

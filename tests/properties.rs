@@ -17,7 +17,7 @@ use tower_twilio_signature::{
 /// The algorithm as Twilio's documentation states it, written as plainly as possible (shared
 /// with the fuzz targets).
 #[allow(dead_code, unreachable_pub, missing_docs)]
-#[path = "../fuzz/src/targets.rs"]
+#[path = "fuzz_targets/mod.rs"]
 mod targets;
 use targets::reference_sign;
 

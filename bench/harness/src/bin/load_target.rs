@@ -35,7 +35,7 @@
 //! the layer let it through).
 // The counters the Frontline binary prints at shutdown are not used here.
 #[allow(dead_code)]
-#[path = "frontline/app/mod.rs"]
+#[path = "../../../../examples/frontline/app/mod.rs"]
 mod app;
 
 use std::net::SocketAddr;
@@ -88,7 +88,7 @@ fn requests() -> Vec<(&'static str, &'static str, Form)> {
     ]);
     // The SMS webhook fixture's parameters, as a Conversations post-event webhook.
     let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/fixtures/sms-webhook.json"))
+        serde_json::from_str(include_str!("../../../../tests/fixtures/sms-webhook.json"))
             .expect("the fixture is JSON");
     let mut sms: Vec<(String, String)> = fixture["form"]
         .as_array()

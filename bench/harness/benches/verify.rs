@@ -36,7 +36,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sms-webhook.json"
+        "/../../tests/fixtures/sms-webhook.json"
     );
     let text = std::fs::read_to_string(path).expect("fixture readable");
     serde_json::from_str(&text).expect("fixture is JSON")

@@ -1,4 +1,4 @@
-//! Shared by `benches/verify.rs` and `examples/instructions.rs`.
+//! Shared by `benches/verify.rs` and `src/bin/instructions.rs`.
 
 use std::future::Future;
 use std::pin::pin;

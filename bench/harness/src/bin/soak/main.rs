@@ -17,12 +17,12 @@
 //! every answer, samples the server's memory, and prints a summary. The body limit B
 //! (65,536 bytes) must be the server's. `--skip-recording` leaves out the callbacks that
 //! make the app record a Conversations update (it keeps the latest 1,000 in memory).
-//! `soak/run` runs both.
+//! `bench/soak` runs both.
 //! Exit code 0 when every check passed.
 
 // The app's accessors the Frontline binary does not use either.
 #[allow(dead_code)]
-#[path = "../frontline/app/mod.rs"]
+#[path = "../../../../../examples/frontline/app/mod.rs"]
 mod app;
 mod cases;
 mod drive;

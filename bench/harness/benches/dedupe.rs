@@ -27,7 +27,7 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_twilio_signature::dedupe::{DedupeBody, DedupeLayer, MemoryStore, RedisStore};
 use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource, VerifiedBody};
 
-#[path = "../tests/dedupe_support/mod.rs"]
+#[path = "../../../tests/dedupe_support/mod.rs"]
 mod dedupe_support;
 use dedupe_support::RedisServer;
 
@@ -41,7 +41,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sms-webhook.json"
+        "/../../tests/fixtures/sms-webhook.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture readable"))
         .expect("fixture is JSON")

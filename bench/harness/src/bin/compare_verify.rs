@@ -3,7 +3,7 @@
 //! `bench/compare`, which runs the same fixture through twilio-node and twilio-python.
 //!
 //! ```text
-//! cargo run --release --example compare_verify -- tests/fixtures/sms-webhook.json
+//! cargo run --release -p tower-twilio-signature-bench --bin compare_verify -- tests/fixtures/sms-webhook.json
 //! ```
 
 use std::hint::black_box;
@@ -53,7 +53,7 @@ fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/sms-webhook.json"
+            "/../../tests/fixtures/sms-webhook.json"
         )
         .to_owned()
     });

@@ -474,7 +474,7 @@ pub(crate) async fn run(options: Options) -> Result<bool, String> {
             let _ = writeln!(out, "  {failure}");
         }
     }
-    // For soak/run, which compares them with what the server reports at shutdown.
+    // For bench/soak, which compares them with what the server reports at shutdown.
     let _ = writeln!(
         out,
         "expect callbacks_handled={} updates={}",

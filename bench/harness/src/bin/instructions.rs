@@ -3,7 +3,7 @@
 //! compare exactly. `bench/instructions` runs it twice and prints instructions per call.
 //!
 //! ```text
-//! cargo run --release --example instructions -- verify|layer|layer-cold|harness-cold <calls>
+//! cargo run --release -p tower-twilio-signature-bench --bin instructions -- verify|layer|layer-cold|harness-cold <calls>
 //! ```
 //!
 //! `layer-cold` runs the layer as `layer` does, but before each request runs 80 KiB of
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
 
-#[path = "../benches/support/poll_once.rs"]
+#[path = "../../benches/support/poll_once.rs"]
 mod poll_once;
 use poll_once::poll_once;
 
@@ -65,7 +65,7 @@ fn main() {
     let calls: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sms-webhook.json"
+        "/../../tests/fixtures/sms-webhook.json"
     );
     let f: Fixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     match what.as_str() {
