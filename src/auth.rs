@@ -22,6 +22,10 @@ use crate::error::{ConfigError, SignatureErrorKind};
 /// The realm both schemes announce.
 const REALM: &str = "Twilio";
 
+/// How far ahead of this replica's clock a nonce may be dated (by another replica's), in
+/// seconds.
+const MAX_CLOCK_SKEW: u64 = 60;
+
 /// How long a Digest nonce is accepted by default: 5 minutes.
 const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -86,8 +90,8 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 /// HTTP Basic credentials the request must carry.
 #[derive(Clone)]
 pub(crate) struct BasicAuth {
-    /// `user:password`, as the decoded header carries it.
-    credentials: Vec<u8>,
+    /// The SHA-256 digest of `user:password`, as the decoded header carries it.
+    credentials: [u8; 32],
 }
 
 impl fmt::Debug for BasicAuth {
@@ -102,16 +106,19 @@ impl BasicAuth {
             return Err(ConfigError::InvalidBasicAuth);
         }
         Ok(Self {
-            credentials: format!("{username}:{password}").into_bytes(),
+            credentials: Sha256::digest(format!("{username}:{password}")).into(),
         })
     }
 
-    /// Whether the header carries these credentials (compared in constant time).
+    /// Whether the header carries these credentials. Their SHA-256 digests are compared in
+    /// constant time: two digests have the same length whatever was sent, so the time does
+    /// not tell the length of the credentials either.
     fn check(&self, value: &str) -> Result<(), SignatureErrorKind> {
         let err = SignatureErrorKind::Unauthorized;
         let encoded = strip_scheme(value, "basic").ok_or(err)?;
         let decoded = STANDARD.decode(encoded.trim()).map_err(|_| err)?;
-        if bool::from(decoded.ct_eq(&self.credentials)) {
+        let sent: [u8; 32] = Sha256::digest(decoded).into();
+        if bool::from(sent.ct_eq(&self.credentials)) {
             Ok(())
         } else {
             Err(err)
@@ -419,7 +426,7 @@ impl DigestAuth {
             || !nc_ok
             || cnonce.is_empty()
             || get("userhash").is_some_and(|u| !u.eq_ignore_ascii_case("false"))
-            || !bool::from(username.as_bytes().ct_eq(self.username.as_bytes()))
+            || !bool::from(Sha256::digest(username).ct_eq(&Sha256::digest(&self.username)))
         {
             return Err(err);
         }
@@ -429,7 +436,14 @@ impl DigestAuth {
             return Err(err);
         }
         match self.nonce_time(nonce) {
-            Some(made) if now.saturating_sub(made) < self.lifetime => Ok(()),
+            // A nonce is never dated ahead of the clock by more than the skew between
+            // replicas: only the nonce key makes one, and it dates them with `now`.
+            Some(made)
+                if made <= now.saturating_add(MAX_CLOCK_SKEW)
+                    && now.saturating_sub(made) < self.lifetime =>
+            {
+                Ok(())
+            }
             _ => Err(SignatureErrorKind::StaleNonce),
         }
     }
@@ -684,6 +698,10 @@ mod tests {
             (1_000, Ok(())),
             (1_059, Ok(())),
             (1_060, Err(SignatureErrorKind::StaleNonce)),
+            // Dated ahead of this clock: by another replica's clock, or by the key's holder.
+            (940, Ok(())),
+            (939, Err(SignatureErrorKind::StaleNonce)),
+            (0, Err(SignatureErrorKind::StaleNonce)),
         ] {
             let value = answer(&d, DigestAlgorithm::Sha256, &nonce, "pw");
             assert_eq!(d.check(&value, "POST", "/sms", now), want, "{now}");

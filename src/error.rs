@@ -36,7 +36,8 @@ pub enum SignatureErrorKind {
     /// The signature header is repeated, not ASCII, or not a base64 MAC of the right length,
     /// or the `X-Twilio-Webhooks-Signature-Settings` header cannot be parsed.
     MalformedHeader,
-    /// The settings header names a SharedKey id this layer does not hold.
+    /// The settings header names a SharedKey id this layer does not hold, or the request
+    /// has no settings header and only SharedKeys are configured.
     UnknownKeyId,
     /// The settings header names an algorithm other than `HMAC_SHA1` or `HMAC_SHA256`.
     UnsupportedAlgorithm,
@@ -49,7 +50,8 @@ pub enum SignatureErrorKind {
     /// A non-empty body that is neither a form nor covered by `bodySHA256`.
     UnsignedBody,
     /// The form body or the request cannot be read as the signature requires
-    /// (percent-decoded text that is not UTF-8, conflicting `Content-Type` headers).
+    /// (percent-decoded text that is not UTF-8 in the form body or in the query of a
+    /// WebSocket handshake, conflicting `Content-Type` headers).
     MalformedBody,
     /// The body is larger than the configured limit.
     BodyTooLarge,
@@ -156,7 +158,8 @@ pub enum ConfigError {
     DuplicateKeyId,
     /// The public base URL cannot be used; the text says why.
     InvalidBaseUrl(&'static str),
-    /// `trust_forwarded` or `trust_x_forwarded` was given zero hops.
+    /// [`UrlSource::forwarded`](crate::UrlSource::forwarded) or
+    /// [`UrlSource::x_forwarded`](crate::UrlSource::x_forwarded) was given zero hops.
     ZeroHops,
     /// A scheme other than `http` or `https`.
     InvalidScheme,

@@ -95,6 +95,11 @@ impl<'a> Form<'a> {
         })
     }
 
+    /// Whether the body has no pairs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
     /// The pairs, in body order; each name and value is UTF-8.
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let get = |part: &Part| match part.decoded {
@@ -198,16 +203,11 @@ pub(crate) fn single_value<'a>(
     std::str::from_utf8(found?).ok()
 }
 
-/// The value of parameter `name` in a query string, if it has exactly one distinct value.
+/// The value of parameter `name` in a query string, if it has exactly one distinct value
+/// and the query decodes to UTF-8 as a form body must.
 pub(crate) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
-        .into_owned()
-        .collect();
-    single_value(
-        pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
-        name,
-    )
-    .map(str::to_owned)
+    let form = Form::parse(query?.as_bytes()).ok()?;
+    single_value(form.pairs(), name).map(str::to_owned)
 }
 
 /// A name's first eight bytes, zero-padded, as a big-endian integer.

@@ -75,7 +75,7 @@ struct Signed {
     keys: KeyChoice,
     candidates: Candidates,
     mode: BodyMode,
-    /// `AccountSid` from the query, for a body that is not a form.
+    /// `AccountSid` from the query: the account of a request without form parameters.
     account: Option<String>,
 }
 
@@ -161,9 +161,11 @@ impl Config {
     /// report-only mode a request that would be refused for its signature (403) is still
     /// held to the credentials and the size limit, and then let through.
     pub(crate) fn before_body<B: Body>(&self, req: &Request<B>) -> Result<Pending, SignatureError> {
+        // A target with no path (`CONNECT host:443`) names no webhook URL: like `*`, it is
+        // not an absolute path, and no URL is built from it.
         let target = original_uri(req)
             .path_and_query()
-            .map_or("/", |p| p.as_str());
+            .map_or("", |p| p.as_str());
         if let Some(auth) = &self.http_auth {
             auth.check(req.headers(), req.method().as_str(), target, unix_now())?;
         }
@@ -229,10 +231,7 @@ impl Config {
             }
             BodyMode::Empty
         };
-        let account = match mode {
-            BodyMode::Form => None,
-            _ => query_value(parts.query, ACCOUNT_SID),
-        };
+        let account = query_value(parts.query, ACCOUNT_SID);
         Ok(Pending {
             signed: Ok(Signed {
                 signature,
@@ -283,7 +282,10 @@ impl Config {
         let (tail, body_hash, account) = match &signed.mode {
             BodyMode::Form => {
                 form = Form::parse(body)?;
-                let account = single_value(form.pairs(), ACCOUNT_SID);
+                let account = match form.is_empty() {
+                    true => signed.account.as_deref(),
+                    false => single_value(form.pairs(), ACCOUNT_SID),
+                };
                 (signed_tail(form.pairs()), None, account)
             }
             BodyMode::Hash(expected) => (

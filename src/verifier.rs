@@ -1,12 +1,12 @@
 //! The keys and the URL forms to try, and the verification both the layer and framework-free
 //! code go through.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
 use crate::keys::{Algorithm, KeyChoice, KeySet, MatchedKey, PreparedMac};
-use crate::params::{query_value, signed_tail, single_value};
+use crate::params::{query_value, signed_tail, single_value, Form};
 use crate::signature::{body_hash_matches, body_hash_param, find_match, match_key, SignatureBytes};
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
@@ -163,8 +163,8 @@ impl Verifier {
     /// Also accepts webhooks signed with the Auth Token of the account they name, as
     /// `lookup` gives it (replacing any lookup set before).
     ///
-    /// The account is the `AccountSid` form parameter, or, for a body covered by
-    /// `bodySHA256` and for a request without a form body, the `AccountSid` query
+    /// The account is the `AccountSid` form parameter, or, for a request without form
+    /// parameters (a GET, a body covered by `bodySHA256`), the `AccountSid` query
     /// parameter; it must have one value. The static keys are tried first; the lookup runs
     /// only when none of them matched and the request names no SharedKey. An `AccountSid`
     /// the lookup does not know is refused with [`SignatureErrorKind::UnknownAccount`]; a
@@ -251,7 +251,10 @@ impl Verifier {
             (k.as_ref().as_bytes(), v.as_ref().as_bytes())
         });
         let tail = signed_tail(pairs.clone());
-        let account = single_value(pairs, ACCOUNT_SID);
+        let account = match owned.is_empty() {
+            true => Account::FromQuery,
+            false => Account::Given(single_value(pairs, ACCOUNT_SID)),
+        };
         self.verify_parts(url, &tail, None, account, signature, settings)
     }
 
@@ -280,7 +283,14 @@ impl Verifier {
         signature: &str,
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError> {
-        self.verify_parts(url, &[], Some(body), None, signature, settings)
+        self.verify_parts(
+            url,
+            &[],
+            Some(body),
+            Account::FromQuery,
+            signature,
+            settings,
+        )
     }
 
     fn verify_parts(
@@ -288,15 +298,21 @@ impl Verifier {
         url: &str,
         tail: &[u8],
         body: Option<&[u8]>,
-        account: Option<&str>,
+        account: Account<'_>,
         signature: &str,
         settings: Option<&str>,
     ) -> Result<VerifiedWebhook, SignatureError> {
         let signature = SignatureBytes::decode(signature.as_bytes())?;
         let keys = self.choose_keys(settings)?;
         let parts = parse_full_url(url)?;
-        let from_query = query_value(parts.query, ACCOUNT_SID);
-        let account = account.or(from_query.as_deref());
+        let from_query;
+        let account = match account {
+            Account::Given(account) => account,
+            Account::FromQuery => {
+                from_query = query_value(parts.query, ACCOUNT_SID);
+                from_query.as_deref()
+            }
+        };
         let body_hash = match body {
             Some(body) => match body_hash_param(parts.query)? {
                 Some(hash) => Some((hash, body)),
@@ -343,11 +359,11 @@ impl Verifier {
     ) -> Result<Matched, SignatureErrorKind> {
         let selected = keys.keys(&self.keys);
         // WebSocket candidates that drop the query are followed by its pairs instead.
-        let query_tail = candidates.query_params().map(|query| {
-            let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-                form_urlencoded::parse(query.as_bytes()).collect();
-            signed_tail(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
-        });
+        // They are decoded as a form body is, refusing text that is not UTF-8.
+        let query_tail = candidates
+            .query_params()
+            .map(|query| Form::parse(query.as_bytes()).map(|form| signed_tail(form.pairs())))
+            .transpose()?;
         // Runs `find` over the candidates, then, if enabled, over the extra URL forms.
         let attempt = |find: &Finder<'_>| {
             let over = |candidates: &Candidates| {
@@ -428,3 +444,12 @@ type Finder<'a> = dyn Fn(&[(&str, &[u8])]) -> Option<(usize, MatchedKey)> + 'a;
 
 /// The parameter that names the account a webhook is about.
 pub(crate) const ACCOUNT_SID: &str = "AccountSid";
+
+/// Where the account of a request verified without the layer comes from.
+#[derive(Clone, Copy)]
+enum Account<'a> {
+    /// The form parameters' `AccountSid`, if they have one.
+    Given(Option<&'a str>),
+    /// The query's, for a request without form parameters.
+    FromQuery,
+}

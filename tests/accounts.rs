@@ -282,6 +282,14 @@ async fn json_and_get_webhooks_name_the_account_in_the_query() {
         .unwrap();
     let (out, _) = send(&layer, req).await;
     assert_eq!(out.kind, Some(K::Mismatch));
+    // A form post without parameters names it in the query, as a GET does.
+    let req = Request::post(url.strip_prefix(BASE).unwrap())
+        .header(CONTENT_TYPE, FORM)
+        .header(&SIGNATURE, sign_url(AC1_TOKEN, &url))
+        .body(Body::empty())
+        .unwrap();
+    let (out, _) = send(&layer, req).await;
+    assert_eq!(key(&out), Some(MatchedKey::Account(AC1.into())));
 }
 
 #[tokio::test]
@@ -338,6 +346,19 @@ fn verifier_without_the_layer() {
     let (url, header) = sign_body(AC1_TOKEN, &format!("{BASE}/e?AccountSid={AC1}"), body);
     let verified = verifier.verify_body(&url, body, &header, None).unwrap();
     assert_eq!(verified.key(), &MatchedKey::Account(AC1.into()));
+    // The same rule as the layer's: without form parameters (a GET) the query names the
+    // account; with them, only the form does.
+    let url = format!("{BASE}/voice?AccountSid={AC2}&CallSid=CA1");
+    let none: [(&str, &str); 0] = [];
+    let header = sign_url(AC2_TOKEN, &url);
+    let verified = verifier.verify_form(&url, none, &header, None).unwrap();
+    assert_eq!(verified.key(), &MatchedKey::Account(AC2.into()));
+    let url = format!("{BASE}/sms?AccountSid={AC1}");
+    let header = sign(AC1_TOKEN, &url, [("Body", "hi")]);
+    let err = verifier
+        .verify_form(&url, [("Body", "hi")], &header, None)
+        .unwrap_err();
+    assert_eq!(err.kind(), K::Mismatch);
     // Debug shows that a lookup is set, not what it holds.
     let debug = format!("{verifier:?}");
     assert!(debug.contains("account_tokens"), "{debug}");

@@ -728,6 +728,26 @@ fn cases() -> Vec<Case> {
                 .unwrap(),
             K::NoUrl,
         ),
+        case(
+            "stricter than sdk: authority-form target, signed for the root URL",
+            Mode::Host,
+            Request::connect("hooks.example.com:443")
+                .header("host", "hooks.example.com")
+                .header("x-twilio-signature", sign_url(TOKEN, &format!("{BASE}/")))
+                .body(Body::empty())
+                .unwrap(),
+            K::NoUrl,
+        ),
+        case(
+            "stricter than sdk: HTTP/2 CONNECT without a path, signed for the root URL",
+            Mode::Host,
+            Request::connect("hooks.example.com:443")
+                .version(http::Version::HTTP_2)
+                .header("x-twilio-signature", sign_url(TOKEN, &format!("{BASE}/")))
+                .body(Body::empty())
+                .unwrap(),
+            K::NoUrl,
+        ),
         // WebSocket handshakes.
         case(
             "POST with Upgrade: websocket and a form",
@@ -746,6 +766,29 @@ fn cases() -> Vec<Case> {
                 .body(Body::from("hello"))
                 .unwrap(),
             K::UnsignedBody,
+        ),
+        case(
+            "stricter than sdk: handshake whose query is not UTF-8 once decoded",
+            Mode::Host,
+            Request::builder()
+                .method("GET")
+                .uri("/media?Caller=%FF")
+                .header("host", "hooks.example.com")
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header(
+                    "x-twilio-signature",
+                    sign(
+                        TOKEN,
+                        "wss://hooks.example.com/media",
+                        [("Caller", "\u{FFFD}")],
+                    ),
+                )
+                .body(Body::empty())
+                .unwrap(),
+            K::MalformedBody,
         ),
         case(
             "handshake with a chunked body",
