@@ -454,7 +454,7 @@ impl DigestAuth {
 /// `=`, each value a token or a quoted string whose backslash escapes the next character.
 /// Empty list elements are allowed. Returns `None` for anything else, for a name given twice
 /// (in any case), or for more than [`MAX_PARAMS`] pairs.
-pub(crate) fn parse_auth_params(input: &str) -> Option<Vec<(String, String)>> {
+fn parse_auth_params(input: &str) -> Option<Vec<(String, String)>> {
     let bytes = input.as_bytes();
     let mut at = 0;
     let mut params: Vec<(String, String)> = Vec::new();

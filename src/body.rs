@@ -10,6 +10,12 @@ use http_body::{Body, Frame, SizeHint};
 /// The request body handed to the inner service: the bytes the layer buffered and
 /// verified, unchanged. Works with axum's `Form`, `Json`, `RawForm` and `Bytes`.
 ///
+/// The type is a body, not a proof: anyone can build one (to call a handler in a test, for
+/// instance). What proves a request was verified is the [`VerifiedWebhook`] the layer puts
+/// into its extensions.
+///
+/// [`VerifiedWebhook`]: crate::VerifiedWebhook
+///
 /// ```
 /// use http_body_util::BodyExt;
 /// use tower_twilio_signature::VerifiedBody;

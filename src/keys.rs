@@ -331,7 +331,7 @@ fn check_secret(secret: &str) -> Result<(), ConfigError> {
 /// Parses `key=<id>,algorithm=<alg>`: parts in any order, spaces around them allowed,
 /// part names in any case, unknown parts ignored. A missing or repeated `key` or
 /// `algorithm` is malformed; an algorithm other than the two Twilio uses is unsupported.
-pub(crate) fn parse_settings(value: &str) -> Result<(&str, Algorithm), SignatureErrorKind> {
+fn parse_settings(value: &str) -> Result<(&str, Algorithm), SignatureErrorKind> {
     let mut key = None;
     let mut algorithm = None;
     for part in value.split(',') {

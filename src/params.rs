@@ -7,6 +7,7 @@
 //! text that is not UTF-8 once decoded is refused instead of replaced, so no parameter reaches
 //! the handler other than it was signed.
 
+use std::borrow::Borrow;
 use std::ops::Range;
 
 use percent_encoding::percent_decode;
@@ -166,6 +167,22 @@ fn decode_into(
     }
     std::str::from_utf8(&out[start..]).map_err(|_| SignatureErrorKind::MalformedBody)?;
     Ok(start..out.len())
+}
+
+/// The names and values of pairs as the public API takes them (any `(K, V)` of strings,
+/// owned or borrowed), as bytes.
+pub(crate) fn pair_bytes<'a, T, K, V>(
+    items: &'a [T],
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone
+where
+    T: Borrow<(K, V)>,
+    K: AsRef<str> + 'a,
+    V: AsRef<str> + 'a,
+{
+    items.iter().map(|item| {
+        let (k, v) = item.borrow();
+        (k.as_ref().as_bytes(), v.as_ref().as_bytes())
+    })
 }
 
 /// What the parameters add to the signed string: each name followed by its value, sorted

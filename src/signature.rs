@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::SignatureErrorKind;
 use crate::keys::{Algorithm, MatchedKey, PreparedMac, Selected};
-use crate::params::signed_tail;
+use crate::params::{pair_bytes, signed_tail};
 
 /// The `X-Twilio-Signature` Twilio would send for `url` and form `params`, signed with an
 /// account Auth Token (HMAC-SHA1).
@@ -63,10 +63,7 @@ where
     V: AsRef<str>,
 {
     let owned: Vec<I::Item> = params.into_iter().collect();
-    let tail = signed_tail(owned.iter().map(|item| {
-        let (k, v) = item.borrow();
-        (k.as_ref().as_bytes(), v.as_ref().as_bytes())
-    }));
+    let tail = signed_tail(pair_bytes(&owned));
     let mut mac = PreparedMac::new(algorithm, secret.as_bytes()).start();
     mac.update(url.as_bytes());
     mac.update(&tail);

@@ -189,7 +189,7 @@ impl fmt::Debug for UrlSource {
 
 /// A validated base URL: scheme, host, optional port, path prefix without a trailing `/`.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct BaseUrl {
+struct BaseUrl {
     https: bool,
     host: String,
     port: Option<String>,
@@ -261,7 +261,7 @@ fn is_path_byte(b: u8) -> bool {
 }
 
 /// Splits `host[:port]` (IPv6 hosts in brackets). `None` if malformed or if it carries user info.
-pub(crate) fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
+fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
     if !a.starts_with('[') {
         // One pass: host bytes up to the first `:` (an `@` is not one), then a port of
         // digits only (nor is an `@` one of those).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{ConfigError, SignatureError, SignatureErrorKind};
 use crate::keys::{Algorithm, KeyChoice, KeySet, MatchedKey, PreparedMac};
-use crate::params::{query_value, signed_tail, single_value, Form};
+use crate::params::{pair_bytes, query_value, signed_tail, single_value, Form};
 use crate::signature::{body_hash_matches, body_hash_param, find_match, match_key, SignatureBytes};
 use crate::url::{parse_full_url, Candidates};
 use crate::verified::VerifiedWebhook;
@@ -246,10 +246,7 @@ impl Verifier {
         V: AsRef<str>,
     {
         let owned: Vec<I::Item> = params.into_iter().collect();
-        let pairs = owned.iter().map(|item| {
-            let (k, v) = item.borrow();
-            (k.as_ref().as_bytes(), v.as_ref().as_bytes())
-        });
+        let pairs = pair_bytes(&owned);
         let tail = signed_tail(pairs.clone());
         let account = match owned.is_empty() {
             true => Account::FromQuery,
