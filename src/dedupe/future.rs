@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::body::DedupeBody;
-use super::layer::{Config, StoreFailure};
+use super::config::{Config, StoreFailure};
 use super::store::{Claim, ClaimId, Store, StoreError, StoreFuture, StoredResponse, Waited};
 
 /// The header on a replayed answer.

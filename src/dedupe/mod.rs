@@ -96,6 +96,7 @@
 //! ```
 
 mod body;
+mod config;
 mod future;
 mod layer;
 mod memory;
@@ -104,10 +105,11 @@ mod redis_store;
 mod store;
 
 pub use self::body::DedupeBody;
+pub use self::config::StoreFailure;
 pub use self::future::ResponseFuture;
 pub use self::layer::{
-    Dedupe, DedupeLayer, StoreFailure, DEFAULT_BODY_LIMIT, DEFAULT_CLAIM_TTL,
-    DEFAULT_STORED_HEADERS, DEFAULT_TTL, DEFAULT_WAIT,
+    Dedupe, DedupeLayer, DEFAULT_BODY_LIMIT, DEFAULT_CLAIM_TTL, DEFAULT_STORED_HEADERS,
+    DEFAULT_TTL, DEFAULT_WAIT,
 };
 pub use self::memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
