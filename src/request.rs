@@ -307,6 +307,7 @@ impl Config {
             matched.key,
             matched.algorithm,
             pending.idempotency.clone(),
+            signed.signature,
         ))
     }
 

@@ -313,6 +313,7 @@ impl Verifier {
             matched.key,
             matched.algorithm,
             None,
+            signature,
         ))
     }
 

@@ -11,9 +11,10 @@ use axum::http::StatusCode;
 use axum::Router;
 use tokio::time::Instant;
 use tower_twilio_signature::dedupe::{DedupeLayer, RedisStore, StoreFailure};
+use tower_twilio_signature::sign_url;
 
 use crate::dedupe_support::{
-    app_with, body_of, deliver, delivery, free_port, send, RedisServer, Runs,
+    app_with, body_of, deliver, delivery, free_port, send, RedisServer, Runs, BASE, TOKEN,
 };
 
 fn body_run(run: usize) -> String {
@@ -35,6 +36,19 @@ fn replica(
 /// The keys the layer left in Redis.
 fn keys(server: &RedisServer) -> String {
     server.command("KEYS test:*")
+}
+
+/// The time to live, in milliseconds, of the key of a delivery of `path` with `token` and
+/// no parameters: the token, the URL and the signature, as Twilio sent them.
+fn pttl(server: &RedisServer, path: &str, token: &str) -> i64 {
+    let url = format!("{BASE}{path}");
+    let signature = sign_url(TOKEN, &url);
+    server
+        .command(&format!(r#"PTTL "test:{token}\n{url}\n{signature}""#))
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -132,12 +146,7 @@ async fn answers_expire_after_their_ttl() {
     let (app, runs) = replica(&server, |layer| layer.with_ttl(Duration::from_millis(1000)));
     deliver(&app, "/ok", "RE1").await;
     assert!(deliver(&app, "/ok", "RE1").await.replayed());
-    let ttl: i64 = server
-        .command(r#"PTTL "test:RE1\nhttps://hooks.example.com/ok""#)
-        .trim_start_matches(':')
-        .trim()
-        .parse()
-        .unwrap();
+    let ttl = pttl(&server, "/ok", "RE1");
     assert!((1..=1000).contains(&ttl), "PTTL {ttl}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = deliver(&app, "/ok", "RE1").await;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_TYPE, LOCATION,
@@ -211,11 +213,21 @@ impl<S: fmt::Debug> fmt::Debug for Dedupe<S> {
     }
 }
 
-/// The store key of a verified webhook: its token and the URL it was signed for, so a
-/// token Twilio sends to another URL (a fallback URL) is another event.
+/// The store key of a verified webhook: its token, the URL it was signed for and the
+/// signature (base64, as Twilio sends it).
+///
+/// Twilio does not sign the token, so the token alone would let anyone holding one
+/// captured request send it again with another event's token, and read that event's
+/// answer or, arriving first, claim the token so that the genuine delivery gets their
+/// answer and its handler never runs. Every delivery of one event carries the same URL
+/// and parameters, hence the same signature, so retries still share a key; a request
+/// given another event's token is an event of its own. The URL keeps a token Twilio
+/// sends to another URL (a fallback URL) apart, and keeps keys readable.
 fn key(webhook: &VerifiedWebhook) -> Option<Arc<str>> {
     let token = webhook.idempotency_token().filter(|t| !t.is_empty())?;
-    Some(Arc::from(format!("{token}\n{}", webhook.url())))
+    let mut key = format!("{token}\n{}\n", webhook.url());
+    STANDARD.encode_string(webhook.signature(), &mut key);
+    Some(Arc::from(key))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Dedupe<S>

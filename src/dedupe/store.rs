@@ -14,8 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 /// object safe and a store can be shared as `Arc<dyn Store>`.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
-/// Where the answers to webhooks are kept, keyed by the webhook's idempotency token and the
-/// URL it was signed for.
+/// Where the answers to webhooks are kept, keyed by the webhook's idempotency token, the
+/// URL it was signed for and its signature.
 ///
 /// A store holds, for each key, either nothing, a *claim* (a first delivery is being handled:
 /// it expires after the claim's TTL, so a replica that dies does not block the event for
