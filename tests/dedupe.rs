@@ -289,6 +289,30 @@ async fn answers_expire_after_their_ttl() {
 }
 
 #[tokio::test]
+async fn the_longest_durations_do_not_overflow() {
+    let (app, runs) = app_with(MemoryStore::new(), |layer| {
+        layer
+            .with_wait(Duration::MAX)
+            .with_claim_ttl(Duration::MAX)
+            .with_ttl(Duration::MAX)
+    });
+    let slow = || delivery("/slow", &[("ms", "200")], Some("RE1"));
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, slow()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Waits for the first, which still runs.
+    let waited = send(&app, slow()).await;
+    let first = first.await.unwrap();
+    assert_eq!((first.status, first.replayed()), (StatusCode::OK, false));
+    assert_eq!((waited.replayed(), &waited.body), (true, &first.body));
+    let retry = send(&app, slow()).await;
+    assert_eq!((retry.replayed(), retry.body), (true, first.body));
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
 async fn an_answer_over_the_size_limit_goes_through_whole_and_is_not_stored() {
     let (app, runs) = app_with(MemoryStore::new(), |layer| layer.with_body_limit(1_000));
     for path in ["/big", "/stream"] {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::body::DedupeBody;
+use super::clock;
 use super::config::{Config, StoreFailure};
 use super::store::{Claim, ClaimId, Store, StoreError, StoreFuture, StoredResponse, Waited};
 
@@ -140,7 +141,7 @@ where
                     request,
                     key,
                     claim,
-                    deadline: Instant::now() + config.wait,
+                    deadline: clock::after(Instant::now(), config.wait),
                     config,
                 }),
             },

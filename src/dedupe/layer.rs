@@ -16,6 +16,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::clock::LONGEST;
 use super::config::{Config, StoreFailure};
 use super::future::ResponseFuture;
 use super::memory::MemoryStore;
@@ -98,25 +99,28 @@ impl DedupeLayer {
     }
 
     /// How long an answer is replayed ([`DEFAULT_TTL`]). After that, a delivery with the
-    /// same token runs the handler again.
+    /// same token runs the handler again. At most about thirty years: a longer span, such
+    /// as `Duration::MAX`, is cut to that.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        Arc::make_mut(&mut self.config).ttl = ttl;
+        Arc::make_mut(&mut self.config).ttl = ttl.min(LONGEST);
         self
     }
 
     /// How long a first delivery's claim lasts ([`DEFAULT_CLAIM_TTL`]): if the process
     /// handling it dies, a retry runs the handler after this long. Keep it above your
-    /// slowest handler: a claim is not extended while the handler runs.
+    /// slowest handler: a claim is not extended while the handler runs. At most about
+    /// thirty years, as for [`with_ttl`](Self::with_ttl).
     pub fn with_claim_ttl(mut self, claim_ttl: Duration) -> Self {
-        Arc::make_mut(&mut self.config).claim_ttl = claim_ttl;
+        Arc::make_mut(&mut self.config).claim_ttl = claim_ttl.min(LONGEST);
         self
     }
 
     /// How long a delivery that finds the first still running waits for its answer
     /// ([`DEFAULT_WAIT`]) before answering `409 Conflict`. Keep it below Twilio's timeout
-    /// for the webhook (15 s by default).
+    /// for the webhook (15 s by default). At most about thirty years, as for
+    /// [`with_ttl`](Self::with_ttl).
     pub fn with_wait(mut self, wait: Duration) -> Self {
-        Arc::make_mut(&mut self.config).wait = wait;
+        Arc::make_mut(&mut self.config).wait = wait.min(LONGEST);
         self
     }
 

@@ -101,6 +101,7 @@
 //! ```
 
 mod body;
+mod clock;
 mod config;
 mod future;
 mod layer;
