@@ -309,6 +309,7 @@ impl Config {
             matched.key,
             matched.algorithm,
             pending.idempotency.clone(),
+            signed.signature,
         ))
     }
 

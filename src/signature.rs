@@ -164,6 +164,15 @@ pub(crate) struct SignatureBytes {
     len: usize,
 }
 
+/// Equal when the MACs are; compared in constant time, like every check of a MAC here.
+impl PartialEq for SignatureBytes {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.as_slice().ct_eq(other.as_slice()))
+    }
+}
+
+impl Eq for SignatureBytes {}
+
 impl std::fmt::Debug for SignatureBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SignatureBytes(..)")

@@ -3,6 +3,7 @@
 use http::HeaderValue;
 
 use crate::keys::{Algorithm, MatchedKey};
+use crate::signature::SignatureBytes;
 
 /// Proof that a request was verified, inserted into its extensions before the inner
 /// service runs.
@@ -31,6 +32,9 @@ pub struct VerifiedWebhook {
     algorithm: Algorithm,
     /// Shares the request header's bytes rather than copying them.
     idempotency_token: Option<HeaderValue>,
+    /// The `X-Twilio-Signature` that matched, decoded. Twilio signs every delivery of one
+    /// event alike, so it tells a retry from another request given the same token.
+    signature: SignatureBytes,
 }
 
 impl VerifiedWebhook {
@@ -39,12 +43,14 @@ impl VerifiedWebhook {
         key: MatchedKey,
         algorithm: Algorithm,
         idempotency_token: Option<HeaderValue>,
+        signature: SignatureBytes,
     ) -> Self {
         Self {
             url,
             key,
             algorithm,
             idempotency_token,
+            signature,
         }
     }
 
@@ -71,6 +77,12 @@ impl VerifiedWebhook {
     #[must_use]
     pub fn idempotency_token(&self) -> Option<&str> {
         self.idempotency_token.as_ref()?.to_str().ok()
+    }
+
+    /// The signature that matched, as raw MAC bytes: part of the dedupe layer's key.
+    #[cfg_attr(not(feature = "dedupe"), allow(dead_code))]
+    pub(crate) fn signature(&self) -> &[u8] {
+        self.signature.as_slice()
     }
 }
 

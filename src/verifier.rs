@@ -326,6 +326,7 @@ impl Verifier {
             matched.key,
             matched.algorithm,
             None,
+            signature,
         ))
     }
 

@@ -143,6 +143,37 @@ async fn a_forged_delivery_neither_claims_nor_reads_an_answer() {
     assert_eq!(runs.get(), 1);
 }
 
+#[tokio::test]
+async fn a_genuine_request_sent_with_another_events_token_is_its_own_event() {
+    // Twilio does not sign the token: whoever holds a captured request (B) can send it
+    // with the token of another event (A). Both are genuinely signed, differently.
+    let (app, runs) = memory_app();
+    let a = || delivery("/ok", &[("Body", "event A")], Some("T1"));
+    let b = || delivery("/ok", &[("Body", "event B")], Some("T1"));
+    let first = send(&app, a()).await;
+    assert!(!first.replayed());
+    assert_eq!(first.body, body_run(1));
+
+    // B does not read A's answer: its handler runs.
+    let resent = send(&app, b()).await;
+    assert_eq!(resent.status, StatusCode::OK);
+    assert!(!resent.replayed());
+    assert_eq!(resent.body, body_run(2));
+
+    // Twilio's real retry of A is still replayed, with A's answer.
+    let retry = send(&app, a()).await;
+    assert_eq!((retry.replayed(), retry.body), (true, body_run(1)));
+    assert_eq!(runs.get(), 2);
+
+    // Sent first, B does not pre-empt a token: the genuine delivery still runs.
+    let (app, runs) = memory_app();
+    let early = send(&app, delivery("/ok", &[("Body", "event B")], Some("T2"))).await;
+    assert_eq!(early.body, body_run(1));
+    let genuine = send(&app, delivery("/ok", &[("Body", "event A")], Some("T2"))).await;
+    assert_eq!((genuine.replayed(), genuine.body), (false, body_run(2)));
+    assert_eq!(runs.get(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_run_the_handler_once() {
     let (app, runs) = memory_app();
@@ -255,6 +286,30 @@ async fn answers_expire_after_their_ttl() {
     let after = deliver(&app, "/ok", "RE1").await;
     assert_eq!((after.replayed(), after.body), (false, body_run(2)));
     assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test]
+async fn the_longest_durations_do_not_overflow() {
+    let (app, runs) = app_with(MemoryStore::new(), |layer| {
+        layer
+            .with_wait(Duration::MAX)
+            .with_claim_ttl(Duration::MAX)
+            .with_ttl(Duration::MAX)
+    });
+    let slow = || delivery("/slow", &[("ms", "200")], Some("RE1"));
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, slow()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Waits for the first, which still runs.
+    let waited = send(&app, slow()).await;
+    let first = first.await.unwrap();
+    assert_eq!((first.status, first.replayed()), (StatusCode::OK, false));
+    assert_eq!((waited.replayed(), &waited.body), (true, &first.body));
+    let retry = send(&app, slow()).await;
+    assert_eq!((retry.replayed(), retry.body), (true, first.body));
+    assert_eq!(runs.get(), 1);
 }
 
 #[tokio::test]

@@ -7,13 +7,16 @@ mod dedupe_support;
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
 use tokio::time::Instant;
-use tower_twilio_signature::dedupe::{DedupeLayer, RedisStore, StoreFailure};
+use tower_twilio_signature::dedupe::{
+    Claim, ClaimId, DedupeLayer, RedisStore, Store, StoreFailure, StoredResponse, Waited,
+};
+use tower_twilio_signature::sign_url;
 
 use crate::dedupe_support::{
-    app_with, body_of, deliver, delivery, free_port, send, RedisServer, Runs,
+    app_with, body_of, deliver, delivery, free_port, send, RedisServer, Runs, BASE, TOKEN,
 };
 
 fn body_run(run: usize) -> String {
@@ -35,6 +38,19 @@ fn replica(
 /// The keys the layer left in Redis.
 fn keys(server: &RedisServer) -> String {
     server.command("KEYS test:*")
+}
+
+/// The time to live, in milliseconds, of the key of a delivery of `path` with `token` and
+/// no parameters: the token, the URL and the signature, as Twilio sent them.
+fn pttl(server: &RedisServer, path: &str, token: &str) -> i64 {
+    let url = format!("{BASE}{path}");
+    let signature = sign_url(TOKEN, &url);
+    server
+        .command(&format!(r#"PTTL "test:{token}\n{url}\n{signature}""#))
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -132,17 +148,60 @@ async fn answers_expire_after_their_ttl() {
     let (app, runs) = replica(&server, |layer| layer.with_ttl(Duration::from_millis(1000)));
     deliver(&app, "/ok", "RE1").await;
     assert!(deliver(&app, "/ok", "RE1").await.replayed());
-    let ttl: i64 = server
-        .command(r#"PTTL "test:RE1\nhttps://hooks.example.com/ok""#)
-        .trim_start_matches(':')
-        .trim()
-        .parse()
-        .unwrap();
+    let ttl = pttl(&server, "/ok", "RE1");
     assert!((1..=1000).contains(&ttl), "PTTL {ttl}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = deliver(&app, "/ok", "RE1").await;
     assert_eq!((after.replayed(), after.body), (false, body_run(2)));
     assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test]
+async fn the_longest_durations_do_not_overflow() {
+    let server = RedisServer::start();
+    let (app, runs) = replica(&server, |layer| {
+        layer
+            .with_wait(Duration::MAX)
+            .with_claim_ttl(Duration::MAX)
+            .with_ttl(Duration::MAX)
+    });
+    let first = deliver(&app, "/ok", "RE1").await;
+    assert_eq!((first.status, first.replayed()), (StatusCode::OK, false));
+    let retry = deliver(&app, "/ok", "RE1").await;
+    assert_eq!((retry.replayed(), retry.body), (true, first.body));
+    assert_eq!(runs.get(), 1);
+    // Kept for decades rather than refused by Redis.
+    let ttl = pttl(&server, "/ok", "RE1");
+    assert!(ttl > 10 * 365 * 24 * 60 * 60 * 1000, "PTTL {ttl}");
+
+    // The store called directly, as a store of one's own may be.
+    let store = RedisStore::open(&server.url())
+        .unwrap()
+        .with_poll_interval(Duration::MAX);
+    let id = ClaimId::random();
+    assert!(matches!(
+        store.claim("k", id, Duration::MAX).await.unwrap(),
+        Claim::Won
+    ));
+    let answer = StoredResponse::new(StatusCode::OK, HeaderMap::new(), "kept".into());
+    store
+        .complete("k", id, answer, Duration::MAX)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.wait("k", Duration::MAX).await.unwrap(),
+        Waited::Answered(r) if r.body() == "kept"
+    ));
+    // Still claimed: the wait ends at its own limit, the poll interval past it.
+    let held = ClaimId::random();
+    store.claim("held", held, Duration::MAX).await.unwrap();
+    assert!(matches!(
+        store
+            .wait("held", Duration::from_millis(100))
+            .await
+            .unwrap(),
+        Waited::Pending
+    ));
 }
 
 #[tokio::test]

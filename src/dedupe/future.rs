@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::body::DedupeBody;
-use super::layer::{Config, StoreFailure};
+use super::clock;
+use super::config::{Config, StoreFailure};
 use super::store::{Claim, ClaimId, Store, StoreError, StoreFuture, StoredResponse, Waited};
 
 /// The header on a replayed answer.
@@ -140,7 +141,7 @@ where
                     request,
                     key,
                     claim,
-                    deadline: Instant::now() + config.wait,
+                    deadline: clock::after(Instant::now(), config.wait),
                     config,
                 }),
             },

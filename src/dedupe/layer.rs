@@ -1,10 +1,12 @@
-//! The builder, the layer and the service: configuration, and the choice made in `call`.
+//! The builder, the layer and the service: the settings, and the choice made in `call`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_TYPE, LOCATION,
@@ -14,6 +16,8 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::clock::LONGEST;
+use super::config::{Config, StoreFailure};
 use super::future::ResponseFuture;
 use super::memory::MemoryStore;
 use super::store::Store;
@@ -40,66 +44,6 @@ pub const DEFAULT_STORED_HEADERS: [HeaderName; 6] = [
     CACHE_CONTROL,
     LOCATION,
 ];
-
-/// What the layer does when its store fails (unreachable, too slow, or unreadable).
-///
-/// ```
-/// use tower_twilio_signature::dedupe::{DedupeLayer, StoreFailure};
-///
-/// let layer = DedupeLayer::new().with_store_failure(StoreFailure::Closed);
-/// # let _ = layer;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StoreFailure {
-    /// Run the handler as if the layer were not there, and log the error (with the
-    /// `tracing` feature): a retry may then run it again. The default.
-    #[default]
-    Open,
-    /// Answer `503 Service Unavailable` without running the handler; Twilio retries later.
-    Closed,
-}
-
-/// The configuration shared by the layer, its services and their futures.
-pub(super) struct Config {
-    pub(super) store: Arc<dyn Store>,
-    store_name: &'static str,
-    pub(super) ttl: Duration,
-    pub(super) claim_ttl: Duration,
-    pub(super) wait: Duration,
-    pub(super) body_limit: usize,
-    pub(super) stored_headers: Vec<HeaderName>,
-    pub(super) on_failure: StoreFailure,
-}
-
-impl Clone for Config {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            store_name: self.store_name,
-            ttl: self.ttl,
-            claim_ttl: self.claim_ttl,
-            wait: self.wait,
-            body_limit: self.body_limit,
-            stored_headers: self.stored_headers.clone(),
-            on_failure: self.on_failure,
-        }
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("store", &self.store_name)
-            .field("ttl", &self.ttl)
-            .field("claim_ttl", &self.claim_ttl)
-            .field("wait", &self.wait)
-            .field("body_limit", &self.body_limit)
-            .field("stored_headers", &self.stored_headers)
-            .field("on_failure", &self.on_failure)
-            .finish()
-    }
-}
 
 /// A [`Layer`] that runs each webhook once and replays its answer to Twilio's retries.
 /// Put it *inside* [`TwilioSignatureLayer`](crate::TwilioSignatureLayer); see the
@@ -155,25 +99,28 @@ impl DedupeLayer {
     }
 
     /// How long an answer is replayed ([`DEFAULT_TTL`]). After that, a delivery with the
-    /// same token runs the handler again.
+    /// same token runs the handler again. At most about thirty years: a longer span, such
+    /// as `Duration::MAX`, is cut to that.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        Arc::make_mut(&mut self.config).ttl = ttl;
+        Arc::make_mut(&mut self.config).ttl = ttl.min(LONGEST);
         self
     }
 
     /// How long a first delivery's claim lasts ([`DEFAULT_CLAIM_TTL`]): if the process
     /// handling it dies, a retry runs the handler after this long. Keep it above your
-    /// slowest handler: a claim is not extended while the handler runs.
+    /// slowest handler: a claim is not extended while the handler runs. At most about
+    /// thirty years, as for [`with_ttl`](Self::with_ttl).
     pub fn with_claim_ttl(mut self, claim_ttl: Duration) -> Self {
-        Arc::make_mut(&mut self.config).claim_ttl = claim_ttl;
+        Arc::make_mut(&mut self.config).claim_ttl = claim_ttl.min(LONGEST);
         self
     }
 
     /// How long a delivery that finds the first still running waits for its answer
     /// ([`DEFAULT_WAIT`]) before answering `409 Conflict`. Keep it below Twilio's timeout
-    /// for the webhook (15 s by default).
+    /// for the webhook (15 s by default). At most about thirty years, as for
+    /// [`with_ttl`](Self::with_ttl).
     pub fn with_wait(mut self, wait: Duration) -> Self {
-        Arc::make_mut(&mut self.config).wait = wait;
+        Arc::make_mut(&mut self.config).wait = wait.min(LONGEST);
         self
     }
 
@@ -270,11 +217,21 @@ impl<S: fmt::Debug> fmt::Debug for Dedupe<S> {
     }
 }
 
-/// The store key of a verified webhook: its token and the URL it was signed for, so a
-/// token Twilio sends to another URL (a fallback URL) is another event.
+/// The store key of a verified webhook: its token, the URL it was signed for and the
+/// signature (base64, as Twilio sends it).
+///
+/// Twilio does not sign the token, so the token alone would let anyone holding one
+/// captured request send it again with another event's token, and read that event's
+/// answer or, arriving first, claim the token so that the genuine delivery gets their
+/// answer and its handler never runs. Every delivery of one event carries the same URL
+/// and parameters, hence the same signature, so retries still share a key; a request
+/// given another event's token is an event of its own. The URL keeps a token Twilio
+/// sends to another URL (a fallback URL) apart, and keeps keys readable.
 fn key(webhook: &VerifiedWebhook) -> Option<Arc<str>> {
     let token = webhook.idempotency_token().filter(|t| !t.is_empty())?;
-    Some(Arc::from(format!("{token}\n{}", webhook.url())))
+    let mut key = format!("{token}\n{}\n", webhook.url());
+    STANDARD.encode_string(webhook.signature(), &mut key);
+    Some(Arc::from(key))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Dedupe<S>

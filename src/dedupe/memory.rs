@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::clock;
 use super::store::{Claim, ClaimId, Store, StoreFuture, StoredResponse, Waited};
 
 /// How many answers a [`MemoryStore`] keeps by default.
@@ -185,7 +186,7 @@ impl Store for MemoryStore {
                     Arc::from(key),
                     Slot::Claimed {
                         claim,
-                        expires: now + claim_ttl,
+                        expires: clock::after(now, claim_ttl),
                         _ended: tx,
                         ended: rx,
                     },
@@ -200,7 +201,7 @@ impl Store for MemoryStore {
         let store = self.clone();
         let key: Arc<str> = Arc::from(key);
         Box::pin(async move {
-            let deadline = Instant::now() + max;
+            let deadline = clock::after(Instant::now(), max);
             loop {
                 let (mut ended, claim_expires) = {
                     let mut state = store.lock();
@@ -250,7 +251,7 @@ impl Store for MemoryStore {
                     key,
                     Slot::Answered {
                         response,
-                        expires: now + ttl,
+                        expires: clock::after(now, ttl),
                         size,
                         generation,
                     },
@@ -385,6 +386,30 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(claim(&bytes, "big").await.1, Claim::Won));
+    }
+
+    #[tokio::test]
+    async fn the_longest_durations_do_not_overflow() {
+        let store = MemoryStore::new();
+        let id = ClaimId::random();
+        assert!(matches!(
+            store.claim("a", id, Duration::MAX).await.unwrap(),
+            Claim::Won
+        ));
+        let waiter = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait("a", Duration::MAX).await }
+        });
+        tokio::task::yield_now().await;
+        store
+            .complete("a", id, answer("kept"), Duration::MAX)
+            .await
+            .unwrap();
+        assert!(matches!(
+            waiter.await.unwrap().unwrap(),
+            Waited::Answered(r) if r.body() == "kept"
+        ));
+        assert!(matches!(claim(&store, "a").await.1, Claim::Answered(_)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -30,11 +30,16 @@
 //! The layer reads the token from the `VerifiedWebhook` that
 //! [`TwilioSignatureLayer`](crate::TwilioSignatureLayer) adds, so it must sit *inside*
 //! that layer: with axum, `.layer(DedupeLayer::new())` *before*
-//! `.layer(TwilioSignatureLayer::new(..))`; with `ServiceBuilder`, after it. Twilio does not
-//! sign the token: it is trusted only because the request as a whole was verified, and
-//! only requests that passed the signature check can claim a token or read an answer.
-//! Answers are keyed by the token *and* the URL the request was signed for, so the same
-//! token sent to another URL (a fallback URL) is handled there.
+//! `.layer(TwilioSignatureLayer::new(..))`; with `ServiceBuilder`, after it. Only requests
+//! that passed the signature check can claim a token or read an answer.
+//!
+//! Twilio does not sign the token, so answers are keyed by the token, the URL the request
+//! was signed for *and* its signature. Every delivery of one event carries the same URL
+//! and parameters, so the same signature, and Twilio's retries share the key. A captured
+//! request sent again with another event's token is a new event: it cannot read that
+//! event's answer, nor, by arriving first, claim the token so that the genuine delivery
+//! gets the captured request's answer and its handler never runs. The same token sent to
+//! another URL (a fallback URL) is handled there.
 //!
 //! # Stores
 //!
@@ -96,6 +101,8 @@
 //! ```
 
 mod body;
+mod clock;
+mod config;
 mod future;
 mod layer;
 mod memory;
@@ -104,10 +111,11 @@ mod redis_store;
 mod store;
 
 pub use self::body::DedupeBody;
+pub use self::config::StoreFailure;
 pub use self::future::ResponseFuture;
 pub use self::layer::{
-    Dedupe, DedupeLayer, StoreFailure, DEFAULT_BODY_LIMIT, DEFAULT_CLAIM_TTL,
-    DEFAULT_STORED_HEADERS, DEFAULT_TTL, DEFAULT_WAIT,
+    Dedupe, DedupeLayer, DEFAULT_BODY_LIMIT, DEFAULT_CLAIM_TTL, DEFAULT_STORED_HEADERS,
+    DEFAULT_TTL, DEFAULT_WAIT,
 };
 pub use self::memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]

@@ -9,6 +9,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, RedisResult, Script};
 use tokio::time::Instant;
 
+use super::clock::{self, LONGEST};
 use super::store::{Claim, ClaimId, Store, StoreError, StoreFuture, StoredResponse, Waited};
 
 /// The longest a Redis call may take by default before the store reports it failed.
@@ -146,9 +147,10 @@ fn claim_value(claim: ClaimId) -> String {
     format!("{}{claim}", char::from(CLAIMED))
 }
 
-/// Milliseconds for `PX`, which refuses 0.
+/// Milliseconds for `PX`: at least 1, as Redis refuses 0, and at most [`LONGEST`], as it
+/// refuses a count that overflows once added to its clock.
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
+    u64::try_from(duration.min(LONGEST).as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
 }
@@ -222,7 +224,7 @@ impl Store for RedisStore {
         let mut connection = self.connection.clone();
         let (limit, interval) = (self.timeout, self.poll_interval);
         Box::pin(async move {
-            let deadline = Instant::now() + max;
+            let deadline = clock::after(Instant::now(), max);
             loop {
                 let held: Option<Vec<u8>> = bounded(
                     limit,
@@ -238,7 +240,7 @@ impl Store for RedisStore {
                 if now >= deadline {
                     return Ok(Waited::Pending);
                 }
-                tokio::time::sleep_until(deadline.min(now + interval)).await;
+                tokio::time::sleep_until(deadline.min(clock::after(now, interval))).await;
             }
         })
     }

@@ -14,8 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 /// object safe and a store can be shared as `Arc<dyn Store>`.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
-/// Where the answers to webhooks are kept, keyed by the webhook's idempotency token and the
-/// URL it was signed for.
+/// Where the answers to webhooks are kept, keyed by the webhook's idempotency token, the
+/// URL it was signed for and its signature.
 ///
 /// A store holds, for each key, either nothing, a *claim* (a first delivery is being handled:
 /// it expires after the claim's TTL, so a replica that dies does not block the event for
@@ -229,6 +229,11 @@ pub struct StoredResponse {
 /// The first byte of an encoded [`StoredResponse`], so a newer layout can be told apart.
 const ENCODING_VERSION: u8 = 1;
 
+/// The most headers an encoded [`StoredResponse`] holds. The layer keeps a handful; the
+/// bound keeps a corrupt count from asking `HeaderMap` for more room than it can give,
+/// which panics.
+const MAX_HEADERS: u16 = 1024;
+
 impl StoredResponse {
     /// An answer to keep.
     #[must_use]
@@ -276,15 +281,15 @@ impl StoredResponse {
     }
 
     /// Encodes it: a version byte, the status, the headers as length-prefixed names and
-    /// values, then the body.
+    /// values, then the body. At most 1,024 headers are encoded, the first in the map's
+    /// order; the layer keeps far fewer.
     #[must_use]
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(16 + self.size() + 6 * self.headers.len());
         out.put_u8(ENCODING_VERSION);
         out.put_u16(self.status.as_u16());
-        // At most u16::MAX headers are kept; the layer keeps a handful.
-        let count = self.headers.len().min(usize::from(u16::MAX));
-        out.put_u16(u16::try_from(count).unwrap_or(u16::MAX));
+        let count = self.headers.len().min(usize::from(MAX_HEADERS));
+        out.put_u16(u16::try_from(count).unwrap_or(MAX_HEADERS));
         for (name, value) in self.headers.iter().take(count) {
             let name = name.as_str().as_bytes();
             out.put_u16(u16::try_from(name.len()).unwrap_or(u16::MAX));
@@ -299,7 +304,8 @@ impl StoredResponse {
     /// Decodes what [`to_bytes`](Self::to_bytes) made.
     ///
     /// # Errors
-    /// A truncated or malformed encoding, or another version.
+    /// A truncated or malformed encoding, including one that declares more than 1,024
+    /// headers, or another version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], StoreError> {
             if input.len() < n {
@@ -316,6 +322,9 @@ impl StoredResponse {
         let status = StatusCode::from_u16(take(&mut input, 2)?.get_u16())
             .map_err(|_| StoreError::new("stored answer with an invalid status"))?;
         let count = take(&mut input, 2)?.get_u16();
+        if count > MAX_HEADERS {
+            return Err(StoreError::new("stored answer with too many headers"));
+        }
         let mut headers = HeaderMap::with_capacity(usize::from(count));
         for _ in 0..count {
             let len = usize::from(take(&mut input, 2)?.get_u16());
@@ -354,6 +363,40 @@ mod tests {
                 "a cut at {cut} must not decode"
             );
         }
+    }
+
+    #[test]
+    fn a_corrupt_header_count_is_an_error_not_a_panic() {
+        // Version, status 200, then a count no writer makes: HeaderMap::with_capacity
+        // panics from 24,577 on, and append from 32,768 entries.
+        for count in [1025u16, 24_577, 32_768, u16::MAX] {
+            let mut bytes = vec![ENCODING_VERSION, 0, 200];
+            bytes.extend_from_slice(&count.to_be_bytes());
+            assert!(StoredResponse::from_bytes(&bytes).is_err(), "{count}");
+            // With as many real headers after it, still refused.
+            for i in 0..count {
+                let name = format!("x-{i}");
+                bytes.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.extend_from_slice(&1u32.to_be_bytes());
+                bytes.push(b'1');
+            }
+            assert!(StoredResponse::from_bytes(&bytes).is_err(), "{count}");
+        }
+    }
+
+    #[test]
+    fn the_most_headers_encoded_decode() {
+        let mut headers = HeaderMap::new();
+        for i in 0..=MAX_HEADERS {
+            headers.append(
+                HeaderName::try_from(format!("x-{i}")).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        let stored = StoredResponse::new(StatusCode::OK, headers, Bytes::new());
+        let back = StoredResponse::from_bytes(&stored.to_bytes()).unwrap();
+        assert_eq!(back.headers().len(), usize::from(MAX_HEADERS));
     }
 
     #[test]
