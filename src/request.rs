@@ -75,7 +75,8 @@ struct Signed {
     keys: KeyChoice,
     candidates: Candidates,
     mode: BodyMode,
-    /// `AccountSid` from the query: the account of a request without form parameters.
+    /// `AccountSid` from the query, when a per-account lookup is set: the account of a
+    /// request without form parameters.
     account: Option<String>,
 }
 
@@ -231,7 +232,10 @@ impl Config {
             }
             BodyMode::Empty
         };
-        let account = query_value(parts.query, ACCOUNT_SID);
+        let account = match self.verifier.looks_up_accounts() {
+            true => query_value(parts.query, ACCOUNT_SID),
+            false => None,
+        };
         Ok(Pending {
             signed: Ok(Signed {
                 signature,
@@ -284,7 +288,10 @@ impl Config {
                 form = Form::parse(body)?;
                 let account = match form.is_empty() {
                     true => signed.account.as_deref(),
-                    false => single_value(form.pairs(), ACCOUNT_SID),
+                    false if self.verifier.looks_up_accounts() => {
+                        single_value(form.pairs(), ACCOUNT_SID)
+                    }
+                    false => None,
                 };
                 (signed_tail(form.pairs()), None, account)
             }

@@ -226,6 +226,11 @@ impl Verifier {
         self
     }
 
+    /// Whether a per-account lookup is set: only then does a request's account matter.
+    pub(crate) fn looks_up_accounts(&self) -> bool {
+        self.account_tokens.is_some()
+    }
+
     /// Verifies a form (or GET) request: `params` are the decoded body parameters in any
     /// order (none for a GET). `settings` is the `X-Twilio-Webhooks-Signature-Settings`
     /// value, if the request had one.
@@ -250,7 +255,8 @@ impl Verifier {
         let tail = signed_tail(pairs.clone());
         let account = match owned.is_empty() {
             true => Account::FromQuery,
-            false => Account::Given(single_value(pairs, ACCOUNT_SID)),
+            false if self.looks_up_accounts() => Account::Given(single_value(pairs, ACCOUNT_SID)),
+            false => Account::Given(None),
         };
         self.verify_parts(url, &tail, None, account, signature, settings)
     }
@@ -305,10 +311,11 @@ impl Verifier {
         let from_query;
         let account = match account {
             Account::Given(account) => account,
-            Account::FromQuery => {
+            Account::FromQuery if self.looks_up_accounts() => {
                 from_query = query_value(parts.query, ACCOUNT_SID);
                 from_query.as_deref()
             }
+            Account::FromQuery => None,
         };
         let body_hash = match body {
             Some(body) => match body_hash_param(parts.query)? {
