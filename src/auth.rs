@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, SignatureErrorKind};
+use crate::headers::single;
 
 /// The realm both schemes announce.
 const REALM: &str = "Twilio";
@@ -73,10 +74,7 @@ impl HttpAuth {
 /// ASCII is a refusal.
 fn single_authorization(headers: &HeaderMap) -> Result<&str, SignatureErrorKind> {
     let err = SignatureErrorKind::Unauthorized;
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(err);
-    };
+    let value = single(headers, &header::AUTHORIZATION, err)?.ok_or(err)?;
     value.to_str().map_err(|_| err)
 }
 

@@ -10,6 +10,7 @@ mod body;
 pub mod dedupe;
 mod error;
 mod future;
+mod headers;
 mod keys;
 mod layer;
 mod params;

@@ -11,6 +11,7 @@ use http_body::Body;
 
 use crate::auth::HttpAuth;
 use crate::error::{finish_rejection, RejectionResponse, SignatureError, SignatureErrorKind};
+use crate::headers::single;
 use crate::keys::KeyChoice;
 use crate::params::{query_value, signed_tail, single_value, Form};
 use crate::signature::{body_hash_param, SignatureBytes};
@@ -344,20 +345,6 @@ impl Config {
         let res = rejection.respond(&err);
         finish_rejection(res, err, challenges)
     }
-}
-
-/// The value of a header that may appear at most once (`repeated` if it appears more).
-fn single<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-    repeated: SignatureErrorKind,
-) -> Result<Option<&'a HeaderValue>, SignatureErrorKind> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(repeated);
-    }
-    Ok(first)
 }
 
 /// The declared body length: `Content-Length` (digits only, given once), else the body's own

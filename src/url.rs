@@ -13,6 +13,7 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Request};
 
 use crate::error::{ConfigError, SignatureErrorKind};
+use crate::headers::single;
 
 /// Where the layer takes the public URL Twilio called from: one explicit choice.
 ///
@@ -736,12 +737,10 @@ static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pre
 
 /// The value of a header that must appear at most once; `None` if absent, repeated or not text.
 fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let mut it = headers.get_all(name).iter();
-    let v = it.next()?;
-    if it.next().is_some() {
-        return None;
-    }
-    v.to_str().ok()
+    single(headers, name, SignatureErrorKind::NoUrl)
+        .ok()??
+        .to_str()
+        .ok()
 }
 
 /// The comma-separated entry `hops` from the right, over all lines of a header in order.
