@@ -230,8 +230,10 @@ pub(crate) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
 /// A name's first eight bytes, zero-padded, as a big-endian integer.
 fn prefix_key(name: &[u8]) -> u64 {
     let mut eight = [0u8; 8];
-    let n = name.len().min(8);
-    eight[..n].copy_from_slice(&name[..n]);
+    match name.first_chunk::<8>() {
+        Some(first) => eight = *first,
+        None => eight[..name.len()].copy_from_slice(name),
+    }
     u64::from_be_bytes(eight)
 }
 
