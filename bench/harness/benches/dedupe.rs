@@ -21,31 +21,15 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde::Deserialize;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_twilio_signature::dedupe::{DedupeBody, DedupeLayer, MemoryStore, RedisStore};
 use tower_twilio_signature::{sign, TwilioSignatureLayer, UrlSource, VerifiedBody};
+use tower_twilio_signature_bench::Fixture;
 
 #[path = "../../../tests/dedupe_support/mod.rs"]
 mod dedupe_support;
 use dedupe_support::RedisServer;
-
-#[derive(Deserialize)]
-struct Fixture {
-    token: String,
-    url: String,
-    form: Vec<(String, String)>,
-}
-
-fn fixture() -> Fixture {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/sms-webhook.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture readable"))
-        .expect("fixture is JSON")
-}
 
 /// Requests signed ahead of each timed batch of as many.
 const BATCH: u64 = 64;
@@ -117,12 +101,7 @@ fn request(
     body: &Bytes,
     token: Option<String>,
 ) -> Request<Full<Bytes>> {
-    let path = f
-        .url
-        .splitn(4, '/')
-        .nth(3)
-        .map_or("/".to_owned(), |p| format!("/{p}"));
-    let mut builder = Request::post(path)
+    let mut builder = Request::post(f.base_and_path().1)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-twilio-signature", signature);
     if let Some(token) = token {
@@ -132,17 +111,9 @@ fn request(
 }
 
 fn bench(c: &mut Criterion) {
-    let f = fixture();
-    let signature = sign(
-        &f.token,
-        &f.url,
-        f.form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    let body = Bytes::from(
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&f.form)
-            .finish(),
-    );
+    let f = Fixture::sms();
+    let signature = sign(&f.token, &f.url, f.pairs());
+    let body = f.body();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

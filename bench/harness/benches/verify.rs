@@ -15,32 +15,10 @@ use criterion::{BatchSize, Criterion};
 use hmac::{Hmac, Mac};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
 use sha1::Sha1;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{sign_body, TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
-
-#[path = "support/poll_once.rs"]
-mod poll_once;
-use poll_once::poll_once;
-
-/// The fixture: a typical inbound SMS webhook and the signature twilio-node computed.
-#[derive(Deserialize)]
-struct Fixture {
-    token: String,
-    url: String,
-    form: Vec<(String, String)>,
-    signature: String,
-}
-
-fn fixture() -> Fixture {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/sms-webhook.json"
-    );
-    let text = std::fs::read_to_string(path).expect("fixture readable");
-    serde_json::from_str(&text).expect("fixture is JSON")
-}
+use tower_twilio_signature_bench::{poll_once, request, Fixture};
 
 /// Requests built ahead of each timed batch: few enough to stay in cache, as a request
 /// fresh from the HTTP parser would be.
@@ -67,13 +45,9 @@ fn json_body() -> Vec<u8> {
 }
 
 fn bench_verify(c: &mut Criterion) {
-    let f = fixture();
+    let f = Fixture::sms();
     let verifier = Verifier::new(&f.token).unwrap();
-    let pairs: Vec<(&str, &str)> = f
-        .form
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = f.pairs();
     assert!(verifier
         .verify_form(&f.url, &pairs, &f.signature, None)
         .is_ok());
@@ -190,46 +164,31 @@ fn bench_verify(c: &mut Criterion) {
 }
 
 fn bench_layer(c: &mut Criterion) {
-    let f = fixture();
-    let (base, path) = split_base(&f.url);
+    let f = Fixture::sms();
+    let (base, path) = f.base_and_path();
     let layer = TwilioSignatureLayer::new(&f.token)
         .unwrap()
         .url_source(UrlSource::base_url(base).unwrap());
     let service = layer.layer(service_fn(|_req: Request<VerifiedBody>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
     }));
-    let body = Bytes::from(
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&f.form)
-            .finish(),
-    );
-    let request = |signature: &str| {
-        Request::post(path)
-            .header("host", "internal:8080")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("content-length", body.len())
-            .header("x-twilio-signature", signature)
-            .body(Full::new(body.clone()))
-            .unwrap()
-    };
+    let body = f.body();
+    let signed = |signature: &str| request(path, &body, signature);
     let run = |req| poll_once(service.clone().oneshot(req)).unwrap();
-    assert_eq!(run(request(&f.signature)).status(), StatusCode::OK);
-    assert_eq!(
-        run(request(WRONG_SIGNATURE)).status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(run(signed(&f.signature)).status(), StatusCode::OK);
+    assert_eq!(run(signed(WRONG_SIGNATURE)).status(), StatusCode::FORBIDDEN);
 
     let mut g = c.benchmark_group("layer");
     g.bench_function("valid_sms", |b| {
         b.iter_batched(
-            || request(&f.signature),
+            || signed(&f.signature),
             &run,
             BatchSize::NumIterations(LAYER_BATCH),
         );
     });
     g.bench_function("rejected_sms", |b| {
         b.iter_batched(
-            || request(WRONG_SIGNATURE),
+            || signed(WRONG_SIGNATURE),
             &run,
             BatchSize::NumIterations(LAYER_BATCH),
         );
@@ -242,21 +201,12 @@ fn bench_layer(c: &mut Criterion) {
     let run_bare = |req| poll_once(bare.oneshot(req)).unwrap();
     g.bench_function("no_layer", |b| {
         b.iter_batched(
-            || request(&f.signature),
+            || signed(&f.signature),
             &run_bare,
             BatchSize::NumIterations(LAYER_BATCH),
         );
     });
     g.finish();
-}
-
-/// Splits `https://host/path` into the base URL and the request path.
-fn split_base(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let path_start = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    url.split_at(path_start)
 }
 
 fn main() {

@@ -9,19 +9,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tower_twilio_signature::Verifier;
+use tower_twilio_signature_bench::Fixture;
 
 /// A well-formed signature (base64 of 20 bytes) that matches no candidate URL.
 const WRONG_SIGNATURE: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-
-#[derive(Deserialize)]
-struct Fixture {
-    token: String,
-    url: String,
-    form: Vec<(String, String)>,
-    signature: String,
-}
 
 /// The fastest of several rounds, in nanoseconds per call, each round lasting about
 /// `round` and the first discarded as warm-up.
@@ -50,21 +42,12 @@ fn ns_per_call(round: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/sms-webhook.json"
-        )
-        .to_owned()
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let f: Fixture = serde_json::from_str(&text).expect("fixture JSON");
+    let f = match std::env::args().nth(1) {
+        Some(path) => Fixture::load(&path),
+        None => Fixture::sms(),
+    };
     let verifier = Verifier::new(&f.token).expect("token");
-    let pairs: Vec<(&str, &str)> = f
-        .form
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = f.pairs();
     assert!(
         verifier
             .verify_form(&f.url, &pairs, &f.signature, None)

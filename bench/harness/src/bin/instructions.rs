@@ -19,21 +19,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
-
-#[path = "../../benches/support/poll_once.rs"]
-mod poll_once;
-use poll_once::poll_once;
-
-#[derive(Deserialize)]
-struct Fixture {
-    token: String,
-    url: String,
-    form: Vec<(String, String)>,
-    signature: String,
-}
+use tower_twilio_signature_bench::{poll_once, request, Fixture};
 
 /// Repeats its input four times.
 macro_rules! four {
@@ -63,19 +51,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_default();
     let calls: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/sms-webhook.json"
-    );
-    let f: Fixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let f = Fixture::sms();
     match what.as_str() {
         "verify" => {
             let verifier = Verifier::new(&f.token).unwrap();
-            let pairs: Vec<(&str, &str)> = f
-                .form
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let pairs = f.pairs();
             for _ in 0..calls {
                 let ok = verifier.verify_form(
                     black_box(&f.url),
@@ -89,9 +69,7 @@ fn main() {
         "layer" | "layer-cold" | "harness-cold" => {
             let cold = what != "layer";
             let bare = what == "harness-cold";
-            let after_scheme = f.url.find("://").unwrap() + 3;
-            let split = after_scheme + f.url[after_scheme..].find('/').unwrap();
-            let (base, path) = f.url.split_at(split);
+            let (base, path) = f.base_and_path();
             let service = TwilioSignatureLayer::new(&f.token)
                 .unwrap()
                 .url_source(UrlSource::base_url(base).unwrap())
@@ -103,23 +81,13 @@ fn main() {
             });
             let mut junk = vec![0u8; 64 * 1024];
             let mut x = 1;
-            let body = Bytes::from(
-                form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(&f.form)
-                    .finish(),
-            );
+            let body = f.body();
             for _ in 0..calls {
                 if cold {
                     x = evict_code(x);
                     evict_data(&mut junk);
                 }
-                let req = Request::post(path)
-                    .header("host", "internal:8080")
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .header("content-length", body.len())
-                    .header("x-twilio-signature", &f.signature)
-                    .body(Full::new(body.clone()))
-                    .unwrap();
+                let req = request(path, &body, &f.signature);
                 let res = if bare {
                     poll_once(harness.oneshot(req)).unwrap()
                 } else {

@@ -21,21 +21,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_twilio_signature::{TwilioSignatureLayer, UrlSource, VerifiedBody, Verifier};
-
-#[path = "../../benches/support/poll_once.rs"]
-mod poll_once;
-use poll_once::poll_once;
-
-#[derive(Deserialize)]
-struct Fixture {
-    token: String,
-    url: String,
-    form: Vec<(String, String)>,
-    signature: String,
-}
+use tower_twilio_signature_bench::{poll_once, request, Fixture};
 
 /// Calls per timed batch, on each side.
 const BATCH: usize = 64;
@@ -50,45 +38,20 @@ fn main() {
         .nth(1)
         .map(|n| n.parse().expect("ROUNDS is a number"))
         .unwrap_or(20_000);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/sms-webhook.json"
-    );
-    let text = std::fs::read_to_string(path).expect("fixture readable");
-    let f: Fixture = serde_json::from_str(&text).expect("fixture is JSON");
-
+    let f = Fixture::sms();
     let verifier = Verifier::new(&f.token).expect("token");
-    let pairs: Vec<(&str, &str)> = f
-        .form
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-
-    let after_scheme = f.url.find("://").expect("absolute URL") + 3;
-    let split = after_scheme + f.url[after_scheme..].find('/').expect("a path");
-    let (base, path) = f.url.split_at(split);
+    let pairs = f.pairs();
+    let (base, path) = f.base_and_path();
     let service = TwilioSignatureLayer::new(&f.token)
         .expect("token")
         .url_source(UrlSource::base_url(base).expect("base URL"))
         .layer(service_fn(|_req: Request<VerifiedBody>| async {
             Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
         }));
-    let body = Bytes::from(
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&f.form)
-            .finish(),
-    );
-    let request = || {
-        Request::post(path)
-            .header("host", "internal:8080")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("content-length", body.len())
-            .header("x-twilio-signature", &f.signature)
-            .body(Full::new(body.clone()))
-            .expect("request")
-    };
+    let body = f.body();
+    let valid = || request(path, &body, &f.signature);
     let run = |req| poll_once(service.clone().oneshot(req)).expect("infallible");
-    assert_eq!(run(request()).status(), StatusCode::OK);
+    assert_eq!(run(valid()).status(), StatusCode::OK);
     assert!(verifier
         .verify_form(&f.url, &pairs, &f.signature, None)
         .is_ok());
@@ -108,7 +71,7 @@ fn main() {
         }
         verify_ns.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
 
-        let requests: Vec<_> = (0..BATCH).map(|_| request()).collect();
+        let requests: Vec<_> = (0..BATCH).map(|_| valid()).collect();
         let start = Instant::now();
         let responses: Vec<_> = requests.into_iter().map(run).collect();
         layer_ns.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
