@@ -267,7 +267,9 @@ fn digest_response(
 /// HTTP Digest credentials the request must carry, and the key that makes and proves nonces.
 #[derive(Clone)]
 pub(crate) struct DigestAuth {
-    username: String,
+    /// The SHA-256 digest of the user name, compared with the sent name's as Basic
+    /// credentials are.
+    username: [u8; 32],
     /// `H(username:realm:password)` in hex, per offered algorithm, in the order offered.
     ha1: Vec<(DigestAlgorithm, String)>,
     nonce_key: Hmac<Sha256>,
@@ -328,7 +330,7 @@ impl DigestAuth {
             }
         }
         Ok(Self {
-            username: username.to_owned(),
+            username: Sha256::digest(username).into(),
             ha1,
             nonce_key: Hmac::new_from_slice(&key).expect("HMAC takes keys of any length"),
             lifetime: settings.nonce_lifetime.as_secs(),
@@ -424,7 +426,7 @@ impl DigestAuth {
             || !nc_ok
             || cnonce.is_empty()
             || get("userhash").is_some_and(|u| !u.eq_ignore_ascii_case("false"))
-            || !bool::from(Sha256::digest(username).ct_eq(&Sha256::digest(&self.username)))
+            || !bool::from(Sha256::digest(username).ct_eq(&self.username))
         {
             return Err(err);
         }
