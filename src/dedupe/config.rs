@@ -29,6 +29,7 @@ pub enum StoreFailure {
 }
 
 /// The configuration shared by the layer, its services and their futures.
+#[derive(Clone)]
 pub(super) struct Config {
     pub(super) store: Arc<dyn Store>,
     pub(super) store_name: &'static str,
@@ -38,21 +39,6 @@ pub(super) struct Config {
     pub(super) body_limit: usize,
     pub(super) stored_headers: Vec<HeaderName>,
     pub(super) on_failure: StoreFailure,
-}
-
-impl Clone for Config {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            store_name: self.store_name,
-            ttl: self.ttl,
-            claim_ttl: self.claim_ttl,
-            wait: self.wait,
-            body_limit: self.body_limit,
-            stored_headers: self.stored_headers.clone(),
-            on_failure: self.on_failure,
-        }
-    }
 }
 
 impl fmt::Debug for Config {
