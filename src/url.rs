@@ -737,10 +737,10 @@ static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pre
 
 /// The value of a header that must appear at most once; `None` if absent, repeated or not text.
 fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    single(headers, name, SignatureErrorKind::NoUrl)
-        .ok()??
-        .to_str()
-        .ok()
+    match single(headers, name, SignatureErrorKind::NoUrl) {
+        Ok(Some(value)) => value.to_str().ok(),
+        Ok(None) | Err(_) => None,
+    }
 }
 
 /// The comma-separated entry `hops` from the right, over all lines of a header in order.
