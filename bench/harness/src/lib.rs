@@ -1,6 +1,6 @@
 //! What the benchmarks and the measuring programs of `bench/` share: the webhook fixture,
-//! the request the layer benchmarks send, and a way to run the layer's future without an
-//! executor.
+//! the request the layer benchmarks send, a way to run the layer's future without an
+//! executor, and a process's memory as Linux reports it.
 
 use std::future::Future;
 use std::pin::pin;
@@ -108,4 +108,15 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the request did not finish at its first poll"),
     }
+}
+
+/// A field of `/proc/PID/status` given in kB (`VmRSS`, `VmHWM`), as a number of KiB; `None`
+/// if the process or the field is not there.
+#[must_use]
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -50,6 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
 use tower::ServiceExt;
 use tower_twilio_signature::{sign, sign_body, TwilioSignatureLayer, UrlSource, Verifier};
+use tower_twilio_signature_bench::{proc_status_kib, Fixture};
 
 use crate::app::{sample_customers, AppConfig, AppState, REQUEST_BODY_TIMEOUT};
 
@@ -87,20 +88,7 @@ fn requests() -> Vec<(&'static str, &'static str, Form)> {
         ("Worker", "bob@example.com"),
     ]);
     // The SMS webhook fixture's parameters, as a Conversations post-event webhook.
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../tests/fixtures/sms-webhook.json"))
-            .expect("the fixture is JSON");
-    let mut sms: Vec<(String, String)> = fixture["form"]
-        .as_array()
-        .expect("the fixture has a form")
-        .iter()
-        .map(|pair| {
-            (
-                pair[0].as_str().unwrap_or_default().to_owned(),
-                pair[1].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let mut sms = Fixture::sms().form;
     sms.push(("EventType".to_owned(), "onMessageAdded".to_owned()));
     vec![
         ("crm", "/callbacks/crm", crm),
@@ -326,14 +314,6 @@ fn big_request(addr: SocketAddr, limit: usize, hash: bool) -> (Vec<u8>, Vec<u8>)
         body.len()
     );
     (head.into_bytes(), body)
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The bytes sent to or from `port` on 127.0.0.1 that the kernel still queues: not yet

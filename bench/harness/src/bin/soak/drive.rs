@@ -14,6 +14,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
 use tower_twilio_signature::{body_sha256, sign_url, url_with_body_sha256};
+use tower_twilio_signature_bench::proc_status_kib;
 
 use crate::cases::{self, form_body, sign_form, Rng};
 use crate::raw::{self, Framing};
@@ -225,14 +226,6 @@ impl Ctx {
             .body(Full::new(Bytes::from(body)))
             .expect("a valid request")
     }
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn mib(kib: u64) -> f64 {
